@@ -1,0 +1,37 @@
+/* Growable byte and float buffers. A buffer owns its memory; sms_buf_free and
+ * sms_fbuf_free release it. Reset keeps the capacity so per-thread buffers are
+ * reused across requests without allocating again. */
+#ifndef SMSERVE_BUF_H
+#define SMSERVE_BUF_H
+
+#include <stddef.h>
+
+typedef struct sms_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} sms_buf_t;
+
+/* Ensures room for `extra` more bytes (plus a NUL terminator). 0 or -1 on OOM. */
+int sms_buf_reserve(sms_buf_t *b, size_t extra);
+int sms_buf_append(sms_buf_t *b, const void *bytes, size_t n);
+int sms_buf_appendc(sms_buf_t *b, char c);
+int sms_buf_printf(sms_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Keeps data NUL-terminated after every successful append. */
+void sms_buf_reset(sms_buf_t *b);
+void sms_buf_free(sms_buf_t *b);
+
+/* A row-major float matrix being filled by a decoder. */
+typedef struct sms_matrix {
+    float *values; /* rows * cols values, row-major */
+    size_t rows;
+    size_t cols;
+    size_t cap;    /* capacity of values, in floats */
+} sms_matrix_t;
+
+/* Ensures capacity for `n` floats in total. 0 or -1 on OOM. */
+int sms_matrix_reserve(sms_matrix_t *m, size_t n);
+void sms_matrix_reset(sms_matrix_t *m); /* rows = cols = 0, keeps capacity */
+void sms_matrix_free(sms_matrix_t *m);
+
+#endif

@@ -1,0 +1,23 @@
+/* application/json request bodies to a float matrix, in one streaming pass
+ * with no per-value allocation. Accepted shapes:
+ *   {"instances": [[1, 2, null], [3, 4, 5]]}
+ *   {"instances": [{"features": [1, 2, null]}, ...]}
+ *   {"features": [1, 2, null]}               (one row)
+ *   [[1, 2, 3], [4, 5, 6]]  and  [1, 2, 3]   (bare arrays)
+ * Other top-level keys are skipped; null is a missing value (NaN). Knows
+ * nothing of HTTP or of models. */
+#ifndef SMSERVE_JSONREQ_H
+#define SMSERVE_JSONREQ_H
+
+#include <stddef.h>
+#include "smserve/buf.h"
+#include "smserve/error.h"
+
+/* Same contract as sms_csv_decode: 400 errors naming the byte offset or the
+ * 0-based instance index ("instance 3 has 5 values, expected 4",
+ * "byte 17: expected a number or null"). An empty or whitespace-only body
+ * yields 0 rows. Nesting deeper than 64 levels is an error. */
+int sms_json_decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *out,
+                    sms_error_t *err);
+
+#endif

@@ -1,0 +1,21 @@
+/* Decimal text to float32, for the request decoders' hot path. The result is
+ * always exactly what strtof gives for the same text (C locale). */
+#ifndef SMSERVE_NUMBER_H
+#define SMSERVE_NUMBER_H
+
+#include <stddef.h>
+
+/* Parses one number that occupies ALL of [p, end): optional sign, digits,
+ * optional fraction, optional exponent; also what strtof accepts besides
+ * (inf, infinity, nan, hex floats), case-insensitive. No surrounding
+ * whitespace. Never reads outside [p, end); the text need not be
+ * NUL-terminated. Returns 0 and sets *out, or -1 if the text is not a number
+ * in full (or is longer than 1024 bytes). */
+int sms_parse_float(const char *p, const char *end, float *out);
+
+/* Writes the shortest decimal text that strtof parses back to exactly `v`
+ * ("nan", "inf", "-inf" for non-finite values). out must hold 32 bytes.
+ * Returns the length written (no NUL counted; out is NUL-terminated). */
+size_t sms_format_float(float v, char *out);
+
+#endif

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of smserve on Debian bookworm.
+# Non-interactive and idempotent: packages already present are left alone,
+# and apt-get update runs only when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libcivetweb-dev libxgboost-dev libarchive-dev libopenblas-dev libjansson-dev
+  libcmocka-dev
+  python3-xgboost python3-numpy
+  curl ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "bootstrap: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
