@@ -1,0 +1,23 @@
+/* The HTTP front: CivetWeb serving /ping and /invocations under the
+ * SageMaker hosting contract. It binds the port before the model loads, so
+ * /ping answers 503 until sms_http_set_model and 200 after. Reads the body,
+ * hands bytes to a decoder, the matrix to the model and the predictions to
+ * an encoder; maps every failure to a status and a JSON error body. */
+#ifndef SMSERVE_HTTP_H
+#define SMSERVE_HTTP_H
+
+#include "smserve/config.h"
+#include "smserve/error.h"
+#include "smserve/model.h"
+
+typedef struct sms_http sms_http_t;
+
+/* Binds cfg->port and starts the connection threads. 0 or -1 with err. */
+int sms_http_start(const sms_config_t *cfg, sms_http_t **out, sms_error_t *err);
+/* Publishes a loaded model; requests use it from then on. */
+void sms_http_set_model(sms_http_t *h, sms_model_t *model);
+/* Stops accepting, lets in-flight requests finish, frees the server (not
+ * the model). */
+void sms_http_stop(sms_http_t *h);
+
+#endif

@@ -1,0 +1,41 @@
+/* The model backend: XGBoost boosters loaded from checked artifacts, and
+ * prediction through the C API's in-place path with one reused proxy
+ * DMatrix per thread. Several artifacts form an ensemble (predictions
+ * averaged; majority vote for class-label objectives), as AWS's container
+ * does. Knows nothing of HTTP or content types. */
+#ifndef SMSERVE_MODEL_H
+#define SMSERVE_MODEL_H
+
+#include <stddef.h>
+#include "smserve/artifact.h"
+#include "smserve/buf.h"
+#include "smserve/error.h"
+
+typedef struct sms_model sms_model_t;
+
+/* Loads every artifact of an ok set into boosters (nthread 1), then
+ * confirms that each booster reports the num_feature and objective its file
+ * declared, and that all members of an ensemble agree. On failure returns -1
+ * with diag filled (check "load") and *out NULL. Free with sms_model_free. */
+int sms_model_load(const sms_artifact_set_t *set, sms_model_t **out, sms_diag_t *diag);
+void sms_model_free(sms_model_t *m);
+
+size_t sms_model_num_feature(const sms_model_t *m);
+size_t sms_model_num_output(const sms_model_t *m); /* values per row */
+const char *sms_model_objective(const sms_model_t *m);
+size_t sms_model_size(const sms_model_t *m);       /* boosters in the ensemble */
+
+/* Predicts rows x num_feature floats (NaN = missing) into out (reset, then
+ * rows x num_output values). Thread-safe. -1 with err (status 500, or 400
+ * when XGBoost rejects the input) on failure. */
+int sms_model_predict(sms_model_t *m, const float *x, size_t rows, sms_matrix_t *out,
+                      sms_error_t *err);
+
+/* Releases the calling thread's proxy DMatrix (call before a worker thread
+ * exits). */
+void sms_model_thread_cleanup(void);
+
+/* XGBoostVersion() as an sms_version_t. */
+sms_version_t sms_model_runtime_version(void);
+
+#endif

@@ -1,0 +1,178 @@
+/* The smserve command: `serve` (the default, as SageMaker runs it), `check
+ * PATH` (diagnose an artifact and exit), `--version`. Serving binds the port
+ * first so /ping answers 503 while the model loads, and exits non-zero at
+ * once, with the reason, when the model cannot be served exactly. */
+#define _GNU_SOURCE
+#include <civetweb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "smserve/artifact.h"
+#include "smserve/config.h"
+#include "smserve/http.h"
+#include "smserve/log.h"
+#include "smserve/model.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_CONFIG 3
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: smserve [serve]        serve the model in SM_MODEL_DIR (default /opt/ml/model)\n"
+            "       smserve check [PATH]   diagnose a model dir or model.tar.gz; exit 0 if servable\n"
+            "       smserve --version\n"
+            "env: SM_MODEL_DIR, SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (CPUs),\n"
+            "     SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s), MAX_CONTENT_LENGTH (6291456 bytes),\n"
+            "     SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (text/csv), SMSERVE_CONNECTIONS (128),\n"
+            "     SMSERVE_ALLOW_NEWER (false)\n");
+}
+
+static int print_version(void)
+{
+    sms_version_t rt = sms_model_runtime_version();
+    printf("smserve %s (XGBoost %d.%d.%d, CivetWeb %s)\n", SMS_VERSION, rt.major, rt.minor,
+           rt.patch, mg_version());
+    return 0;
+}
+
+static void report_load_failure(const sms_artifact_set_t *set, const sms_diag_t *d,
+                                sms_version_t rt)
+{
+    fprintf(stdout, "REFUSED %s: check %s: %s; fix: %s\n", set->root, d->check, d->reason,
+            d->fix);
+    fflush(stdout);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", rt.major, rt.minor, rt.patch);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "event", "model_refused", "file",
+                          set->root, "runtime_version", v, "check", d->check, "reason", d->reason,
+                          "fix", d->fix, "format", "model");
+    sms_log_json("error", o);
+}
+
+static int cmd_check(const char *path, bool allow_newer)
+{
+    sms_version_t rt = sms_model_runtime_version();
+    sms_artifact_set_t set;
+    int rc = sms_artifacts_scan(path, rt, allow_newer, &set);
+    sms_artifacts_report(&set, rt, stdout);
+    if (rc == 0) {
+        /* The declared metadata passed; loading confirms what the library
+         * itself reads. */
+        sms_model_t *model = NULL;
+        sms_diag_t diag = {0};
+        if (sms_model_load(&set, &model, &diag) < 0) {
+            report_load_failure(&set, &diag, rt);
+            rc = -1;
+        } else {
+            printf("servable: %zu model%s, %zu features, %zu output%s per row\n",
+                   sms_model_size(model), sms_model_size(model) > 1 ? "s (ensemble)" : "",
+                   sms_model_num_feature(model), sms_model_num_output(model),
+                   sms_model_num_output(model) > 1 ? "s" : "");
+            sms_model_free(model);
+        }
+    }
+    sms_artifacts_free(&set);
+    return rc == 0 ? 0 : EXIT_REFUSED;
+}
+
+static int cmd_serve(void)
+{
+    double start = now_ms();
+    sms_config_t cfg;
+    sms_error_t err = {0};
+    if (sms_config_from_env(&cfg, &err) < 0) {
+        sms_log("%s", err.msg);
+        return EXIT_CONFIG;
+    }
+    /* Signals are taken by sigwait in this thread only. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sms_http_t *http;
+    if (sms_http_start(&cfg, &http, &err) < 0) {
+        sms_log("%s", err.msg);
+        return EXIT_CONFIG;
+    }
+    sms_log("listening on port %d (%d workers, %d connections); loading %s", cfg.port,
+            cfg.workers, cfg.connections, cfg.model_dir);
+
+    sms_version_t rt = sms_model_runtime_version();
+    sms_artifact_set_t set;
+    int rc = sms_artifacts_scan(cfg.model_dir, rt, cfg.allow_newer, &set);
+    sms_artifacts_report(&set, rt, stdout);
+    sms_model_t *model = NULL;
+    if (rc == 0) {
+        sms_diag_t diag = {0};
+        if (sms_model_load(&set, &model, &diag) < 0) {
+            report_load_failure(&set, &diag, rt);
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
+        sms_artifacts_free(&set);
+        sms_log("refusing to serve %s (see above); exiting", cfg.model_dir);
+        sms_http_stop(http);
+        return EXIT_REFUSED;
+    }
+    sms_artifacts_free(&set);
+    sms_http_set_model(http, model);
+    double setup_ms = now_ms() - start;
+    sms_log("ready: %s, %zu features, %zu output%s per row, %zu model%s, set up in %.1f ms",
+            sms_model_objective(model), sms_model_num_feature(model),
+            sms_model_num_output(model), sms_model_num_output(model) > 1 ? "s" : "",
+            sms_model_size(model), sms_model_size(model) > 1 ? "s" : "", setup_ms);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    sms_log("%s received: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    sms_http_stop(http);
+    sms_model_free(model);
+    sms_log("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "serve")) {
+        if (argc > 2) {
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        return cmd_serve();
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))
+        return print_version();
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "check")) {
+        sms_config_t cfg;
+        sms_error_t err = {0};
+        if (sms_config_from_env(&cfg, &err) < 0) {
+            fprintf(stderr, "smserve: %s\n", err.msg);
+            return EXIT_CONFIG;
+        }
+        return cmd_check(argc > 2 ? argv[2] : cfg.model_dir, cfg.allow_newer);
+    }
+    fprintf(stderr, "smserve: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,375 @@
+/* Shared test helpers: files, temporary directories, guarded buffers, and a
+ * real smserve process on a free port with a minimal HTTP/1.1 client. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *data = malloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            char *p = realloc(data, cap + 1);
+            if (!p) {
+                free(data);
+                fclose(f);
+                return NULL;
+            }
+            data = p;
+        }
+        size_t got = fread(data + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    data[n] = '\0';
+    if (len)
+        *len = n;
+    return data;
+}
+
+int tu_write_file(const char *path, const void *bytes, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    const char *p = bytes;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return close(fd);
+}
+
+int tu_copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *data = tu_read_file(from, &len);
+    if (!data)
+        return -1;
+    int rc = tu_write_file(to, data, len);
+    free(data);
+    return rc;
+}
+
+char *tu_mkdtemp(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *path;
+    if (asprintf(&path, "%s/smstest.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
+        return NULL;
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *path)
+{
+    if (path)
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        return NULL;
+    return p;
+}
+
+void *tu_guarded_copy(const void *bytes, size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t data_pages = (len + page - 1) / page;
+    size_t total = (data_pages + 1) * page;
+    char *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    char *guard = base + data_pages * page;
+    mprotect(guard, page, PROT_NONE);
+    char *p = guard - len;
+    if (len)
+        memcpy(p, bytes, len);
+    return p;
+}
+
+void tu_guarded_free(void *p, size_t len)
+{
+    if (!p)
+        return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t data_pages = (len + page - 1) / page;
+    char *guard = (char *)p + len;
+    char *base = guard - data_pages * page;
+    munmap(base, (data_pages + 1) * page);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int connect_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void put_env_list(const char *const *extra_env)
+{
+    for (size_t i = 0; extra_env && extra_env[i]; i++)
+        putenv((char *)extra_env[i]);
+}
+
+int tu_server_start(tu_server_t *s, const char *model_dir, const char *const *extra_env,
+                    int wait_ready)
+{
+    memset(s, 0, sizeof *s);
+    s->port = free_port();
+    if (s->port < 0)
+        return -1;
+    snprintf(s->log_path, sizeof s->log_path, "/tmp/smserve-test-%d-%d.log", (int)getpid(),
+             s->port);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        char port[16];
+        snprintf(port, sizeof port, "%d", s->port);
+        setenv("SAGEMAKER_BIND_TO_PORT", port, 1);
+        setenv("SM_MODEL_DIR", model_dir, 1);
+        setenv("OMP_NUM_THREADS", "1", 1);
+        put_env_list(extra_env);
+        execl(SMS_BINARY, "smserve", "serve", (char *)NULL);
+        _exit(127);
+    }
+    s->pid = pid;
+    for (int i = 0; i < 1000; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            s->pid = 0;
+            return -1;
+        }
+        if (wait_ready) {
+            tu_response_t r;
+            if (tu_http(s->port, "GET", "/ping", NULL, NULL, 0, &r) == 0) {
+                int st = r.status;
+                tu_response_free(&r);
+                if (st == 200)
+                    return 0;
+            }
+        } else {
+            int fd = connect_port(s->port);
+            if (fd >= 0) {
+                close(fd);
+                return 0;
+            }
+        }
+        sleep_ms(10);
+    }
+    tu_server_stop(s);
+    return -1;
+}
+
+int tu_server_stop(tu_server_t *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        sleep_ms(10);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+    return -1;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int tu_http(int port, const char *method, const char *path, const char *headers,
+            const char *body, size_t body_len, tu_response_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int fd = connect_port(port);
+    if (fd < 0)
+        return -1;
+    char *req;
+    int n;
+    if (body)
+        n = asprintf(&req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, headers ? headers : "", headers ? "\r\n" : "", body_len);
+    else
+        n = asprintf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n",
+                     method, path, headers ? headers : "", headers ? "\r\n" : "");
+    if (n < 0) {
+        close(fd);
+        return -1;
+    }
+    /* A server may answer (413) and close before reading a large body, so a
+     * failed body send is not yet a failure: the response decides. */
+    int rc = send_all(fd, req, (size_t)n);
+    free(req);
+    if (rc == 0 && body)
+        send_all(fd, body, body_len);
+
+    size_t cap = 65536, len = 0;
+    char *raw = malloc(cap + 1);
+    for (;;) {
+        if (len == cap) {
+            cap *= 2;
+            raw = realloc(raw, cap + 1);
+        }
+        ssize_t r = recv(fd, raw + len, cap - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    raw[len] = '\0';
+    char *hdr_end = strstr(raw, "\r\n\r\n");
+    if (len == 0 || !hdr_end || sscanf(raw, "HTTP/1.%*d %d", &out->status) != 1) {
+        free(raw);
+        return -1;
+    }
+    *hdr_end = '\0';
+    for (char *line = strstr(raw, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+        if (strncasecmp(line + 2, "Content-Type:", 13) == 0) {
+            const char *v = line + 15;
+            while (*v == ' ')
+                v++;
+            size_t vl = strcspn(v, "\r\n");
+            if (vl >= sizeof out->content_type)
+                vl = sizeof out->content_type - 1;
+            memcpy(out->content_type, v, vl);
+            out->content_type[vl] = '\0';
+        }
+    }
+    size_t body_off = (size_t)(hdr_end + 4 - raw);
+    out->body_len = len - body_off;
+    out->body = malloc(out->body_len + 1);
+    memcpy(out->body, raw + body_off, out->body_len);
+    out->body[out->body_len] = '\0';
+    free(raw);
+    return 0;
+}
+
+void tu_response_free(tu_response_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+int tu_run(const char *const *argv, const char *const *extra_env, char **output)
+{
+    char path[] = "/tmp/smserve-run-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        put_env_list(extra_env);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fd);
+    int status;
+    waitpid(pid, &status, 0);
+    if (output)
+        *output = tu_read_file(path, NULL);
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
