@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libcivetweb-dev libxgboost-dev libarchive-dev libopenblas-dev libjansson-dev
-  libcmocka-dev
+  libcmocka-dev clang-14 libclang-rt-14-dev
   python3-xgboost python3-numpy
   curl ca-certificates
 )

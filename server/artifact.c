@@ -19,11 +19,21 @@
 /* A model file larger than this is refused rather than read into memory. */
 #define SMS_MAX_MODEL_BYTES ((size_t)4 << 30)
 
+/* Copies text, cut to fit. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void diag_set(sms_diag_t *d, const char *check, const char *reason, const char *fix)
 {
-    snprintf(d->check, sizeof d->check, "%s", check);
-    snprintf(d->reason, sizeof d->reason, "%s", reason);
-    snprintf(d->fix, sizeof d->fix, "%s", fix);
+    copy_text(d->check, sizeof d->check, check);
+    copy_text(d->reason, sizeof d->reason, reason);
+    copy_text(d->fix, sizeof d->fix, fix);
 }
 
 static int read_all(const char *path, unsigned char **out, size_t *len, sms_diag_t *diag)
@@ -169,7 +179,8 @@ static int list_files(const char *dir, const char *prefix, bool recurse, char **
     }
     closedir(d);
     free(full);
-    qsort(*names + first, *count - first, sizeof **names, cmp_names);
+    if (*count > first)
+        qsort(*names + first, *count - first, sizeof **names, cmp_names);
     return 0;
 }
 

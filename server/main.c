@@ -128,8 +128,11 @@ static int cmd_serve(void)
     if (rc < 0) {
         sms_artifacts_free(&set);
         sms_log("refusing to serve %s (see above); exiting", cfg.model_dir);
-        sms_http_stop(http);
-        return EXIT_REFUSED;
+        /* No request can be in flight without a model, and a graceful
+         * CivetWeb stop waits out its 2 s poll quantum: exit at once so the
+         * reason reaches the logs within a second of start. */
+        fflush(stdout);
+        exit(EXIT_REFUSED);
     }
     sms_artifacts_free(&set);
     sms_http_set_model(http, model);

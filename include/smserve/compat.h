@@ -49,8 +49,12 @@ int sms_compat_read(sms_format_t fmt, const unsigned char *bytes, size_t len,
  * the runtime version does not have (e.g. reg:quantileerror needs 2.0); a
  * base_score text the runtime would misread (anything but one plain finite
  * decimal number, e.g. "[4.6E-1]" as 3.1 writes it); num_target > 1;
- * num_feature < 1; a multi:* objective with num_class < 2.
- * 0 when servable, -1 with diag filled. */
+ * num_feature < 1; a multi:* objective with num_class < 2; categorical
+ * features in a model from >= 3.1 (it re-codes categories) on an older
+ * runtime. A vector base_score ("[2E1]") passes only when the runtime is
+ * >= 3.1 and the vector has num_target elements. A newer patch release of
+ * the runtime's major.minor is not "newer". 0 when servable, -1 with diag
+ * filled. */
 int sms_compat_check(const sms_model_info_t *info, sms_version_t runtime, bool allow_newer,
                      sms_diag_t *diag);
 

@@ -15,7 +15,9 @@ int sms_parse_float(const char *p, const char *end, float *out);
 
 /* Writes the shortest decimal text that strtof parses back to exactly `v`
  * ("nan", "inf", "-inf" for non-finite values). out must hold 32 bytes.
- * Returns the length written (no NUL counted; out is NUL-terminated). */
+ * Returns the length written (no NUL counted; out is NUL-terminated).
+ * Positional for decimal exponents -4..15 ("100", "0.0254", "-0"), else
+ * exponent form as %e writes it ("1e-05", "3.4028235e+38"), like Python. */
 size_t sms_format_float(float v, char *out);
 
 #endif

@@ -14,7 +14,13 @@
  * than 128, and trailing garbage. Returns a new reference (caller
  * json_decref's it), or NULL with a message "byte N: what was wrong" written
  * to errmsg (errmsg_size bytes). Large typed arrays (e.g. split_conditions)
- * may be materialised; memory is bounded by a small multiple of len. */
+ * may be materialised; memory is bounded by a small multiple of len.
+ * Stricter than the UBJSON spec where the spec allows bombs or where JSON
+ * cannot follow: a "#count" may not exceed the bytes left (even for the
+ * zero-byte element types Z/T/F), duplicate object keys, keys with NUL,
+ * invalid UTF-8 and non-finite floats are refused. Integers (i U I l L)
+ * become json_integer, floats (d D) json_real, 'H' an integer when it is
+ * one, 'C' a one-character string. */
 json_t *sms_ubjson_parse(const unsigned char *bytes, size_t len, char *errmsg, size_t errmsg_size);
 
 #endif

@@ -1,0 +1,28 @@
+/* libFuzzer target for the UBJSON reader: any bytes must be refused with a
+ * message or parsed into a tree, never read out of bounds, leak or recurse
+ * without bound. Seed it with the .ubj files of tests/fixtures/compat. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smserve/ubjson.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char msg[256];
+    json_t *v = sms_ubjson_parse(data, size, msg, sizeof msg);
+    if (v) {
+        /* The tree must be a valid jansson tree that serialises. */
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (!s)
+            __builtin_trap();
+        free(s);
+        json_decref(v);
+    } else if (strncmp(msg, "byte ", 5) != 0) {
+        __builtin_trap();
+    }
+    return 0;
+}

@@ -1,0 +1,198 @@
+/* text/csv request bodies to a float matrix, in one pass over the bytes with
+ * no allocation per value: fields are parsed in place (sms_parse_float) and
+ * written straight into the caller's matrix. Any byte may appear in a body;
+ * nothing here relies on NUL termination or reads past body + len. */
+#include "smserve/csv.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "smserve/number.h"
+
+#define TOKEN_QUOTE_BYTES 32 /* how much of a bad token an error message shows */
+
+typedef struct csv_state {
+    char delim;  /* ',', '\t', ' ' (runs of blanks), or 0 (one column) */
+    size_t cols; /* row width, 0 until the first row when not expected */
+    size_t line; /* 1-based line number of the row being decoded */
+    sms_matrix_t *out;
+    size_t n; /* values written to out->values */
+    sms_error_t *err;
+} csv_state_t;
+
+static int is_blank_char(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int is_blank_line(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (!is_blank_char(*p))
+            return 0;
+    return 1;
+}
+
+/* The first non-blank line decides: a comma anywhere makes it comma
+ * separated, else a tab, else a blank between two values, else the body has
+ * one column. */
+static char sniff_delimiter(const char *p, const char *end)
+{
+    if (memchr(p, ',', (size_t)(end - p)))
+        return ',';
+    if (memchr(p, '\t', (size_t)(end - p)))
+        return '\t';
+    while (p < end && is_blank_char(*p))
+        p++;
+    while (end > p && is_blank_char(end[-1]))
+        end--;
+    if (memchr(p, ' ', (size_t)(end - p)))
+        return ' ';
+    return 0;
+}
+
+/* Writes the token into buf as one printable line: at most
+ * TOKEN_QUOTE_BYTES bytes of it, other bytes as \xNN, "..." when cut. */
+static void quote_token(const char *p, size_t n, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    size_t shown = n < TOKEN_QUOTE_BYTES ? n : TOKEN_QUOTE_BYTES;
+    for (size_t i = 0; i < shown && w + 5 < cap; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            buf[w++] = (char)c;
+        } else {
+            buf[w++] = '\\';
+            buf[w++] = 'x';
+            buf[w++] = hex[c >> 4];
+            buf[w++] = hex[c & 15];
+        }
+    }
+    if (shown < n && w + 4 < cap) {
+        memcpy(buf + w, "...", 3);
+        w += 3;
+    }
+    buf[w] = '\0';
+}
+
+static int append_value(csv_state_t *s, float v)
+{
+    if (s->n >= s->out->cap && sms_matrix_reserve(s->out, s->n + 1) < 0)
+        return sms_error_set(s->err, 500, "out of memory decoding CSV");
+    s->out->values[s->n++] = v;
+    return 0;
+}
+
+/* One field, already split off: blanks around it (those that are not the
+ * delimiter) and one pair of double quotes are dropped; empty is NaN. */
+static int decode_field(csv_state_t *s, const char *p, const char *end, size_t col)
+{
+    while (p < end && is_blank_char(*p) && *p != s->delim)
+        p++;
+    while (end > p && is_blank_char(end[-1]) && end[-1] != s->delim)
+        end--;
+    const char *tok = p, *tok_end = end;
+    if (end - p >= 2 && *p == '"' && end[-1] == '"') {
+        p++;
+        end--;
+        while (p < end && is_blank_char(*p))
+            p++;
+        while (end > p && is_blank_char(end[-1]))
+            end--;
+    }
+    float v;
+    if (p == end) {
+        v = NAN;
+    } else if (sms_parse_float(p, end, &v) < 0) {
+        char quoted[TOKEN_QUOTE_BYTES * 4 + 8];
+        quote_token(tok, (size_t)(tok_end - tok), quoted, sizeof quoted);
+        return sms_error_set(s->err, 400, "row %zu, column %zu: '%s' is not a number", s->line, col,
+                             quoted);
+    }
+    return append_value(s, v);
+}
+
+/* Decodes the non-blank line [p, end) (no line terminator) as one row. */
+static int decode_row(csv_state_t *s, const char *p, const char *end)
+{
+    size_t first = s->n;
+    size_t col = 1;
+    if (s->cols && sms_matrix_reserve(s->out, s->n + s->cols) < 0)
+        return sms_error_set(s->err, 500, "out of memory decoding CSV");
+
+    if (s->delim == 0) {
+        if (decode_field(s, p, end, col) < 0)
+            return -1;
+    } else if (s->delim == ' ') {
+        for (;;) {
+            while (p < end && is_blank_char(*p))
+                p++;
+            if (p == end)
+                break;
+            const char *field = p;
+            while (p < end && !is_blank_char(*p))
+                p++;
+            if (decode_field(s, field, p, col++) < 0)
+                return -1;
+        }
+    } else {
+        for (;;) {
+            const char *stop = memchr(p, s->delim, (size_t)(end - p));
+            const char *field_end = stop ? stop : end;
+            if (decode_field(s, p, field_end, col++) < 0)
+                return -1;
+            if (!stop)
+                break;
+            p = stop + 1;
+        }
+    }
+
+    size_t width = s->n - first;
+    if (s->cols == 0)
+        s->cols = width;
+    if (width != s->cols)
+        return sms_error_set(s->err, 400, "row %zu has %zu values, expected %zu", s->line, width,
+                             s->cols);
+    s->out->rows++;
+    return 0;
+}
+
+int sms_csv_decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *out,
+                   sms_error_t *err)
+{
+    sms_matrix_reset(out);
+    out->cols = expect_cols;
+    if (len == 0)
+        return 0;
+
+    csv_state_t s = {.cols = expect_cols, .out = out, .err = err};
+    const char *p = body, *end = body + len;
+    int sniffed = 0;
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3; /* a UTF-8 byte order mark, as spreadsheet exports write */
+
+    while (p < end) {
+        s.line++;
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        const char *line_end = eol ? eol : end;
+        if (line_end > p && line_end[-1] == '\r')
+            line_end--;
+        if (!is_blank_line(p, line_end)) {
+            if (!sniffed) {
+                s.delim = sniff_delimiter(p, line_end);
+                sniffed = 1;
+            }
+            if (decode_row(&s, p, line_end) < 0)
+                goto fail;
+        }
+        p = next;
+    }
+    out->cols = s.cols;
+    return 0;
+
+fail:
+    sms_matrix_reset(out);
+    return -1;
+}

@@ -1,0 +1,286 @@
+/* sms_csv_decode: delimiter sniffing, missing values, line endings, the
+ * error messages a user sees, and hostile bodies placed right before a
+ * PROT_NONE page so that any over-read crashes. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smserve/csv.h"
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+/* Decodes from a guarded copy of the body. */
+static int decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *m,
+                  sms_error_t *err)
+{
+    char *g = tu_guarded_copy(body, len);
+    assert_non_null(g);
+    err->status = 0;
+    err->msg[0] = '\0';
+    int rc = sms_csv_decode(g, len, expect_cols, m, err);
+    tu_guarded_free(g, len);
+    return rc;
+}
+
+/* Decodes a NUL-terminated body that must succeed with rows x cols values;
+ * `want` holds them row-major, NAN for missing. */
+static void check_ok(const char *body, size_t expect_cols, size_t rows, size_t cols,
+                     const float *want)
+{
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    int rc = decode(body, strlen(body), expect_cols, &m, &err);
+    if (rc != 0)
+        print_error("body '%s': %s\n", body, err.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(m.rows, rows);
+    assert_int_equal(m.cols, cols);
+    for (size_t i = 0; i < rows * cols; i++) {
+        if (isnan(want[i]))
+            assert_true(isnan(m.values[i]));
+        else
+            assert_true(m.values[i] == want[i]);
+    }
+    sms_matrix_free(&m);
+}
+
+static void check_err(const char *body, size_t len, size_t expect_cols, const char *msg)
+{
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    assert_int_equal(decode(body, len, expect_cols, &m, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.msg, msg);
+    assert_int_equal(m.rows, 0);
+    sms_matrix_free(&m);
+}
+
+static void check_err_str(const char *body, size_t expect_cols, const char *msg)
+{
+    check_err(body, strlen(body), expect_cols, msg);
+}
+
+static void comma_rows_decode(void **state)
+{
+    (void)state;
+    const float want[] = {1, 2.5f, -3, 4e-3f, 0, 6};
+    check_ok("1,2.5,-3\n0.004,0,6\n", 0, 2, 3, want);
+    check_ok("1,2.5,-3\n0.004,0,6", 0, 2, 3, want);
+    check_ok("1,2.5,-3\r\n0.004,0,6\r\n", 0, 2, 3, want);
+    check_ok("1,2.5,-3\n0.004,0,6\n\n\n", 3, 2, 3, want);
+    check_ok("\n\r\n1,2.5,-3\n  \n\t\n0.004,0,6", 0, 2, 3, want);
+    check_ok(" 1 , 2.5\t,\t-3 \n+4e-3,  0,6  ", 0, 2, 3, want);
+    check_ok("\xEF\xBB\xBF"
+             "1,2.5,-3\n0.004,0,6",
+             0, 2, 3, want);
+}
+
+static void other_delimiters_are_sniffed(void **state)
+{
+    (void)state;
+    const float want[] = {1, 2, 3, 4, 5, 6};
+    check_ok("1\t2\t3\n4\t5\t6\n", 0, 2, 3, want);
+    check_ok("1 \t 2\t3\n 4\t5 \t6\n", 0, 2, 3, want);
+    check_ok("1 2 3\n4 5 6\n", 0, 2, 3, want);
+    check_ok("  1   2 3  \n4\t5  6\r\n", 0, 2, 3, want);
+    check_ok("1\n2\n3\n4\n5\n6", 0, 6, 1, want);
+    check_ok("  1 \n 2\r\n3\n\n4\n5\t\n6\n", 1, 6, 1, want);
+    const float wide[] = {1, NAN, 3};
+    check_ok("1\t\t3", 0, 1, 3, wide);
+}
+
+static void empty_fields_are_missing(void **state)
+{
+    (void)state;
+    const float want[] = {NAN, 1, NAN, NAN, NAN, NAN};
+    check_ok(",1,\n , ,\t\n", 0, 2, 3, want);
+    const float one[] = {NAN};
+    check_ok("\"\"", 0, 1, 1, one);
+    const float nan_inf[] = {NAN, INFINITY, -INFINITY};
+    check_ok("nan,inf,-Infinity", 0, 1, 3, nan_inf);
+}
+
+static void quoted_fields_are_accepted(void **state)
+{
+    (void)state;
+    const float want[] = {1.5f, 2, NAN};
+    check_ok("\"1.5\", \" 2 \",\"\"\n", 0, 1, 3, want);
+}
+
+static void empty_bodies_have_no_rows(void **state)
+{
+    (void)state;
+    check_ok("", 0, 0, 0, NULL);
+    check_ok("\n\n\r\n", 0, 0, 0, NULL);
+    check_ok("   \n\t\n", 0, 0, 0, NULL);
+    check_ok("", 4, 0, 4, NULL);
+    check_ok("\xEF\xBB\xBF", 0, 0, 0, NULL);
+}
+
+static void bad_values_name_row_and_column(void **state)
+{
+    (void)state;
+    check_err_str("1,2\n3,abc\n", 0, "row 2, column 2: 'abc' is not a number");
+    check_err_str("f1,f2,f3\n1,2,3\n", 0, "row 1, column 1: 'f1' is not a number");
+    check_err_str("1,2\n\n3,4 5\n", 0, "row 3, column 2: '4 5' is not a number");
+    check_err_str("1;2;3", 0, "row 1, column 1: '1;2;3' is not a number");
+    check_err_str("1,\"2\n", 0, "row 1, column 2: '\"2' is not a number");
+    check_err_str("1,0x\n", 0, "row 1, column 2: '0x' is not a number");
+    check_err_str("1,2\\3", 0, "row 1, column 2: '2\\x5c3' is not a number");
+    check_err("1,2\0003", 5, 0, "row 1, column 2: '2\\x003' is not a number");
+    check_err("7,\xff\xfe\x01", 5, 0, "row 1, column 2: '\\xff\\xfe\\x01' is not a number");
+    check_err_str("1\r\r\n", 0, "row 1, column 1: '1\\x0d' is not a number");
+    check_err_str("1,123456789012345678901234567890123456789x", 0,
+                  "row 1, column 2: '12345678901234567890123456789012...' is not a number");
+}
+
+static void width_mismatch_is_reported(void **state)
+{
+    (void)state;
+    check_err_str("1,2,3\n4,5\n", 0, "row 2 has 2 values, expected 3");
+    check_err_str("1,2,3\n4,5,6,7\n", 0, "row 2 has 4 values, expected 3");
+    check_err_str("1,2,3\r\n\r\n4,5,6,\r\n", 0, "row 3 has 4 values, expected 3");
+    check_err_str("1,2,3\n", 4, "row 1 has 3 values, expected 4");
+    check_err_str("1 2 3\n4 5\n", 0, "row 2 has 2 values, expected 3");
+    check_err_str("1\t2\n3\t4\t\n", 2, "row 2 has 3 values, expected 2");
+}
+
+/* A big body decodes correctly into a reused matrix and a second decode
+ * reuses the capacity. */
+static void big_body_reuses_matrix(void **state)
+{
+    (void)state;
+    sms_buf_t b = {0};
+    const size_t rows = 20000, cols = 13;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++)
+            assert_int_equal(sms_buf_printf(&b, "%zu.%zu%c", r, c, c + 1 == cols ? '\n' : ','), 0);
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t cap = m.cap;
+        assert_int_equal(sms_csv_decode(b.data, b.len, cols, &m, &err), 0);
+        assert_int_equal(m.rows, rows);
+        assert_int_equal(m.cols, cols);
+        if (pass == 1)
+            assert_int_equal(m.cap, cap);
+        char want[64];
+        snprintf(want, sizeof want, "%zu.%zu", rows - 1, cols - 1);
+        assert_true(m.values[rows * cols - 1] == strtof(want, NULL));
+        assert_true(m.values[cols + 2] == 1.2f);
+    }
+    /* a failing decode leaves no rows behind */
+    assert_int_equal(sms_csv_decode("1,x", 3, 0, &m, &err), -1);
+    assert_int_equal(m.rows, 0);
+    sms_matrix_free(&m);
+    sms_buf_free(&b);
+}
+
+/* Any outcome is fine for hostile input as long as it is a clean one: 0 with
+ * a consistent matrix, or 400 with a one-line printable message. */
+static void check_clean(const char *body, size_t len, size_t expect_cols)
+{
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    int rc = decode(body, len, expect_cols, &m, &err);
+    if (rc == 0) {
+        if (m.rows)
+            assert_true(m.cols > 0 && m.cap >= m.rows * m.cols);
+        if (expect_cols && m.rows)
+            assert_int_equal(m.cols, expect_cols);
+    } else {
+        assert_int_equal(rc, -1);
+        assert_int_equal(err.status, 400);
+        assert_true(err.msg[0] != '\0');
+        for (const char *c = err.msg; *c; c++)
+            assert_true(*c >= 0x20 && *c < 0x7f);
+        assert_int_equal(m.rows, 0);
+    }
+    sms_matrix_free(&m);
+}
+
+static void hostile_random_bytes(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "0123456789,,,\t \n\r\".-+eEnaif";
+    char body[300];
+    for (int i = 0; i < 20000; i++) {
+        size_t n = rnd() % sizeof body;
+        int binary = i % 4 == 0;
+        for (size_t k = 0; k < n; k++)
+            body[k] = binary ? (char)rnd() : alphabet[rnd() % (sizeof alphabet - 1)];
+        check_clean(body, n, 0);
+        check_clean(body, n, 1 + rnd() % 4);
+    }
+}
+
+static void hostile_truncations(void **state)
+{
+    (void)state;
+    const char *doc = "\xEF\xBB\xBF"
+                      "1.5,-2e-3, \"3\" ,,nan\r\n\r\n"
+                      "0x1p3,inf,1e39,-0,7\n 8 , 9,10,11,12\n";
+    size_t n = strlen(doc);
+    for (size_t k = 0; k <= n; k++) {
+        check_clean(doc, k, 0);
+        check_clean(doc, k, 5);
+    }
+}
+
+static void hostile_numbers(void **state)
+{
+    (void)state;
+    const float big[] = {INFINITY, 0, 0, -INFINITY};
+    check_ok("1e99999999999999999999,1e-99999999999999999999\n"
+             "0e999999999,-1e400",
+             0, 2, 2, big);
+
+    /* overlong tokens: 1024 bytes is the most a number may take */
+    static char body[5000];
+    memset(body, '1', sizeof body);
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    assert_int_equal(decode(body, 1024, 0, &m, &err), 0);
+    assert_int_equal(decode(body, 1025, 0, &m, &err), -1);
+    assert_string_equal(err.msg,
+                        "row 1, column 1: '11111111111111111111111111111111...' is not a number");
+    assert_int_equal(decode(body, sizeof body, 0, &m, &err), -1);
+    memset(body, ',', sizeof body);
+    assert_int_equal(decode(body, sizeof body, 0, &m, &err), 0);
+    assert_int_equal(m.rows, 1);
+    assert_int_equal(m.cols, sizeof body + 1);
+    memset(body, '\0', sizeof body);
+    assert_int_equal(decode(body, sizeof body, 0, &m, &err), -1);
+    assert_int_equal(err.status, 400);
+    sms_matrix_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(comma_rows_decode),
+        cmocka_unit_test(other_delimiters_are_sniffed),
+        cmocka_unit_test(empty_fields_are_missing),
+        cmocka_unit_test(quoted_fields_are_accepted),
+        cmocka_unit_test(empty_bodies_have_no_rows),
+        cmocka_unit_test(bad_values_name_row_and_column),
+        cmocka_unit_test(width_mismatch_is_reported),
+        cmocka_unit_test(big_body_reuses_matrix),
+        cmocka_unit_test(hostile_random_bytes),
+        cmocka_unit_test(hostile_truncations),
+        cmocka_unit_test(hostile_numbers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,307 @@
+/* sms_parse_float must give exactly strtof's bits and strtof's accept/reject
+ * decision for every token (its fast path is checked here against strtof);
+ * sms_format_float must print the shortest text that parses back. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smserve/number.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rnd(void)
+{
+    /* xorshift64*: deterministic, so a failure reproduces */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static uint32_t float_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+/* The reference: strtof must consume the whole non-empty token, which must
+ * not start with whitespace (strtof would skip it) and be at most 1024 bytes. */
+static int ref_parse(const char *s, size_t n, float *out)
+{
+    if (n == 0 || n > 1024)
+        return -1;
+    if (s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r'))
+        return -1;
+    char *tmp = malloc(n + 1);
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *stop;
+    float v = strtof(tmp, &stop);
+    int ok = stop == tmp + n;
+    free(tmp);
+    if (ok)
+        *out = v;
+    return ok ? 0 : -1;
+}
+
+/* One guarded region for all tokens: each is copied to its end, so reading
+ * past the token crashes (a fresh mapping per token would be too slow). */
+#define GUARD_BYTES 8192
+static char *guard_region;
+
+static int setup_guard(void **state)
+{
+    (void)state;
+    static char zeros[GUARD_BYTES];
+    guard_region = tu_guarded_copy(zeros, GUARD_BYTES);
+    return guard_region ? 0 : -1;
+}
+
+static int teardown_guard(void **state)
+{
+    (void)state;
+    tu_guarded_free(guard_region, GUARD_BYTES);
+    return 0;
+}
+
+static void check_same_as_strtof(const char *s, size_t n)
+{
+    float want = 0, got = 0;
+    int want_rc = ref_parse(s, n, &want);
+    assert_true(n <= GUARD_BYTES);
+    char *g = guard_region + GUARD_BYTES - n;
+    memcpy(g, s, n);
+    int got_rc = sms_parse_float(g, g + n, &got);
+    if (got_rc != want_rc || (got_rc == 0 && float_bits(got) != float_bits(want))) {
+        print_error("token '%.*s': got rc %d bits %08x, strtof rc %d bits %08x\n", (int)n, s,
+                    got_rc, (unsigned)float_bits(got), want_rc, (unsigned)float_bits(want));
+        fail();
+    }
+}
+
+static void check_str(const char *s)
+{
+    check_same_as_strtof(s, strlen(s));
+}
+
+static void edge_cases_match_strtof(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const char *const cases[] = {
+        "0", "-0", "+0", "0.0", "-0.0", "00", "000.000", "0e0", "0e99999", "-0e-99999",
+        "1e10", "1e-10", "1e11", "1e-11", "9999999e10", "9999999e-10", "1234567e-10",
+        "16777216", "16777217", "16777218", "33554433", "8388609", "9999999", "10000000",
+        "12345678", "0.1", "0.2", "0.3", ".5", "5.", "-.5", "+.5", "+5", "+", "-", ".", "-.",
+        "3.4028235e38", "3.4028236e38", "3.40282357e38", "1e38", "1e39", "-1e39", "1e-38",
+        "1.17549435e-38", "1.1754942e-38", "1e-45", "1.4e-45", "1e-46", "7e-46", "-1e-46",
+        "2e-45", "1e-40", "1.401298464324817e-45", "1e", "e5", "E5", "1e+", "1e-", "1e+5",
+        "1E5", "1e05", "--1", "+-1", "-+1", "1.2.3", "1..2", "", " ", " 1", "1 ", "\t1",
+        "1\n", "0x1p3", "0X1P-3", "0x", "0x1.8p1", "-0x1p-149", "nan", "NaN", "-nan",
+        "nan(123)", "nan(", "inf", "-inf", "+inf", "INF", "infinity", "-Infinity",
+        "INFINITY", "infin", "in", "0.000001", "0.0000001", "1000000000", "100000000000",
+        "0.30000001192092896", "4.35", "1.5e-7", "123.456e-3", "1,5", "1_000", "١",
+        "00000000000000000001", "1.00000000000000000000", "0.00000000000000000001e20",
+        "1e2147483648", "1e-2147483649", "1e4294967296", "123456.7", "1234567.0",
+        "0.1234567", "0.12345678", "9.999999e-10", "1.000001e10",
+        /* (float)strtod gets these wrong: it rounds twice */
+        "8.6066151525e-21", "8.3586140863e+32", "6.6448812905e-28",
+    };
+    /* clang-format on */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_str(cases[i]);
+
+    float v;
+    assert_int_equal(sms_parse_float("-0", NULL, &v), -1); /* end before p */
+    const char *z = "-0";
+    assert_int_equal(sms_parse_float(z, z + 2, &v), 0);
+    assert_true(v == 0.0f && signbit(v));
+    const char *nul = "1\0002";
+    assert_int_equal(sms_parse_float(nul, nul + 3, &v), -1);
+    assert_int_equal(sms_parse_float(nul, nul + 1, &v), 0);
+    assert_true(v == 1.0f);
+}
+
+/* Denormals, the float range's ends and halfway points between neighbours. */
+static void float_neighbours_match_strtof(void **state)
+{
+    (void)state;
+    char s[64];
+    for (int i = 0; i < 20000; i++) {
+        uint32_t u = rnd();
+        if (i % 4 == 0)
+            u &= 0x807FFFFFu; /* denormal */
+        float f;
+        memcpy(&f, &u, sizeof f);
+        if (!isfinite(f))
+            continue;
+        float next = nextafterf(f, INFINITY);
+        double mid = ((double)f + (double)next) / 2;
+        for (int prec = 1; prec <= 12; prec++) {
+            snprintf(s, sizeof s, "%.*g", prec, (double)f);
+            check_str(s);
+            snprintf(s, sizeof s, "%.*e", prec + 6, mid);
+            check_str(s);
+        }
+    }
+}
+
+/* Random plain decimals: 1 to 12 digits, a decimal point anywhere (or none),
+ * an exponent (or none) mostly inside the fast range, optional signs. */
+static void random_decimals_match_strtof(void **state)
+{
+    (void)state;
+    char s[96];
+    for (int i = 0; i < 1000000; i++) {
+        size_t n = 0;
+        uint32_t r = rnd();
+        if (r & 1)
+            s[n++] = (r & 2) ? '-' : '+';
+        int ndig = 1 + (int)(rnd() % 12);
+        int point = (int)(rnd() % (uint32_t)(ndig + 2)) - 1; /* -1: no point */
+        int lead_zeros = (rnd() % 4 == 0) ? (int)(rnd() % 5) : 0;
+        for (int z = 0; z < lead_zeros; z++)
+            s[n++] = '0';
+        for (int d = 0; d < ndig; d++) {
+            if (d == point)
+                s[n++] = '.';
+            s[n++] = (char)('0' + rnd() % 10);
+        }
+        if (point == ndig)
+            s[n++] = '.';
+        r = rnd();
+        if (r % 3 != 0) {
+            s[n++] = (r & 8) ? 'e' : 'E';
+            int e = (r & 16) ? (int)(rnd() % 25) - 12 : (int)(rnd() % 101) - 50;
+            if (e >= 0 && (r & 32))
+                s[n++] = '+';
+            n += (size_t)snprintf(s + n, sizeof s - n, "%d", e);
+        }
+        check_same_as_strtof(s, n);
+    }
+}
+
+static void overlong_tokens_are_refused(void **state)
+{
+    (void)state;
+    static char s[4096];
+    memset(s, '1', sizeof s);
+    float v;
+    assert_int_equal(sms_parse_float(s, s + 1024, &v), 0);
+    assert_int_equal(sms_parse_float(s, s + 1025, &v), -1);
+    memset(s, '0', sizeof s);
+    s[1023] = '5';
+    assert_int_equal(sms_parse_float(s, s + 1024, &v), 0);
+    assert_true(v == 5.0f);
+    check_same_as_strtof(s, 1024);
+    check_same_as_strtof(s, 1025);
+    check_same_as_strtof(s, sizeof s);
+}
+
+/* Any bytes at all: never a crash or an over-read, and strtof's decision. */
+static void hostile_bytes_match_strtof(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "0123456789+-.eEpPxXaAfFnNiItTyY \t\n\0\x80\xff";
+    char s[40];
+    for (int i = 0; i < 200000; i++) {
+        size_t n = rnd() % sizeof s;
+        for (size_t k = 0; k < n; k++)
+            s[k] = (rnd() % 8 == 0) ? (char)rnd() : alphabet[rnd() % (sizeof alphabet - 1)];
+        check_same_as_strtof(s, n);
+    }
+}
+
+static void check_format(float v, const char *want)
+{
+    char out[32];
+    size_t n = sms_format_float(v, out);
+    assert_int_equal(n, strlen(out));
+    assert_string_equal(out, want);
+}
+
+static void format_examples(void **state)
+{
+    (void)state;
+    check_format(0.1f, "0.1");
+    check_format(0.0254f, "0.0254");
+    check_format(-0.0f, "-0");
+    check_format(0.0f, "0");
+    check_format(1.0f, "1");
+    check_format(0.5f, "0.5");
+    check_format(16777216.0f, "16777216");
+    check_format(1e10f, "10000000000");
+    check_format(100.0f, "100");
+    check_format(-2.5f, "-2.5");
+    check_format(0.0001f, "0.0001");
+    check_format(1e-5f, "1e-05");
+    check_format(1e15f, "1000000000000000");
+    check_format(1e16f, "1e+16");
+    check_format(123456.79f, "123456.79");
+    check_format(3.4028235e38f, "3.4028235e+38");
+    check_format(1.4e-45f, "1e-45");
+    check_format(NAN, "nan");
+    check_format(INFINITY, "inf");
+    check_format(-INFINITY, "-inf");
+    check_format(1.0f / 3.0f, "0.33333334");
+}
+
+static void format_round_trips(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 300000; i++) {
+        uint32_t u = rnd();
+        if (i % 3 == 0)
+            u &= 0x807FFFFFu; /* denormal */
+        float v;
+        memcpy(&v, &u, sizeof v);
+        if (!isfinite(v))
+            continue;
+        char out[32];
+        size_t n = sms_format_float(v, out);
+        assert_true(n > 0 && n < 32);
+        float back;
+        assert_int_equal(sms_parse_float(out, out + n, &back), 0);
+        assert_int_equal(float_bits(back), float_bits(v));
+        /* shortest: one significant digit fewer must not round-trip */
+        const char *c = out, *stop = strchr(out, 'e');
+        if (!stop)
+            stop = out + n;
+        const char *first = NULL, *last = NULL;
+        for (; c < stop; c++) {
+            if (*c >= '1' && *c <= '9') {
+                if (!first)
+                    first = c;
+                last = c;
+            }
+        }
+        assert_non_null(first);
+        int digits = 0;
+        for (c = first; c <= last; c++)
+            digits += *c != '.';
+        if (digits > 1) {
+            char shorter[32];
+            snprintf(shorter, sizeof shorter, "%.*e", digits - 2, (double)v);
+            assert_int_not_equal(float_bits(strtof(shorter, NULL)), float_bits(v));
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(edge_cases_match_strtof),
+        cmocka_unit_test(float_neighbours_match_strtof),
+        cmocka_unit_test(random_decimals_match_strtof),
+        cmocka_unit_test(overlong_tokens_are_refused),
+        cmocka_unit_test(hostile_bytes_match_strtof),
+        cmocka_unit_test(format_examples),
+        cmocka_unit_test(format_round_trips),
+    };
+    return cmocka_run_group_tests(tests, setup_guard, teardown_guard);
+}
