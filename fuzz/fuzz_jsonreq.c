@@ -4,55 +4,10 @@
  * free-width and at a fixed width; a body that decodes free-width must decode
  * the same at the width it found. Seed it with JSON bodies such as those in
  * tests/test_jsonreq.c. */
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
-
+#include "fuzz_decoder.h"
 #include "smserve/jsonreq.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check_refusal(const sms_error_t *err, const sms_matrix_t *m)
-{
-    if (err->status != 400 || err->msg[0] == '\0' || m->rows != 0)
-        __builtin_trap();
-    for (const char *c = err->msg; *c; c++)
-        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-            __builtin_trap();
-}
-
-static void check_matrix(const sms_matrix_t *m, size_t expect_cols)
-{
-    if (m->rows && (m->cols == 0 || m->rows * m->cols > m->cap))
-        __builtin_trap();
-    if (expect_cols && m->cols != expect_cols)
-        __builtin_trap();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static sms_matrix_t free_width, fixed_width;
-    const char *body = (const char *)data;
-    sms_error_t err;
-
-    int rc = sms_json_decode(body, size, 0, &free_width, &err);
-    if (rc == 0)
-        check_matrix(&free_width, 0);
-    else
-        check_refusal(&err, &free_width);
-
-    if (sms_json_decode(body, size, 4, &fixed_width, &err) == 0)
-        check_matrix(&fixed_width, 4);
-    else
-        check_refusal(&err, &fixed_width);
-
-    if (rc == 0 && free_width.rows) {
-        if (sms_json_decode(body, size, free_width.cols, &fixed_width, &err) != 0)
-            __builtin_trap();
-        if (fixed_width.rows != free_width.rows ||
-            memcmp(fixed_width.values, free_width.values,
-                   free_width.rows * free_width.cols * sizeof(float)) != 0)
-            __builtin_trap();
-    }
-    return 0;
+    return fuzz_decoder(sms_json_decode, data, size);
 }

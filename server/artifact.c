@@ -334,8 +334,7 @@ const char *sms_version_text(const sms_model_info_t *info, char *buf, size_t siz
 {
     if (!info->has_version)
         return "unknown";
-    snprintf(buf, size, "%d.%d.%d", info->version.major, info->version.minor,
-             info->version.patch);
+    snprintf(buf, size, "%d.%d.%d", info->version.major, info->version.minor, info->version.patch);
     return buf;
 }
 
@@ -354,9 +353,9 @@ static void log_refusal(const char *file, const char *format, const sms_model_in
     json_object_set_new(o, "event", json_string(event));
     json_object_set_new(o, "file", json_string(file));
     json_object_set_new(o, "format", json_string(format));
-    json_object_set_new(o, "producer_version",
-                        json_string(info ? sms_version_text(info, produced, sizeof produced)
-                                         : "unknown"));
+    json_object_set_new(
+        o, "producer_version",
+        json_string(info ? sms_version_text(info, produced, sizeof produced) : "unknown"));
     json_object_set_new(o, "runtime_version", json_string(rt));
     json_object_set_new(o, "check", json_string(d->check));
     json_object_set_new(o, "reason", json_string(d->reason));

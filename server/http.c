@@ -141,23 +141,22 @@ static int handle_not_found(struct mg_connection *c, void *data)
     return send_error(c, 404, msg, NULL, NULL);
 }
 
-typedef enum { BODY_CSV, BODY_JSON, BODY_UNSUPPORTED } body_type_t;
-
-/* The media type of a Content-Type value, parameters ignored. */
-static body_type_t body_type(const char *ct)
+/* The decoder for a Content-Type value (parameters such as charset are
+ * ignored), or NULL when the media type is not one smserve reads. */
+static sms_decode_fn decoder_for(const char *ct)
 {
     if (!ct)
-        return BODY_UNSUPPORTED;
+        return NULL;
     while (*ct == ' ' || *ct == '\t')
         ct++;
     size_t n = strcspn(ct, ";");
     while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
         n--;
     if ((n == 8 && !strncasecmp(ct, "text/csv", 8)) || (n == 3 && !strncasecmp(ct, "csv", 3)))
-        return BODY_CSV;
+        return sms_csv_decode;
     if (n == 16 && !strncasecmp(ct, "application/json", 16))
-        return BODY_JSON;
-    return BODY_UNSUPPORTED;
+        return sms_json_decode;
+    return NULL;
 }
 
 /* Reads the whole body into tbuf.body, at most `max` bytes. Returns 0, or an
@@ -217,8 +216,8 @@ static int handle_invocations(struct mg_connection *c, void *data)
         return send_error(c, 405, "/invocations takes POST", "Allow", "POST");
     sms_model_t *model = atomic_load(&h->model);
     if (!model)
-        return send_error(c, 503, "the model is still loading; retry when /ping answers 200",
-                          NULL, NULL);
+        return send_error(c, 503, "the model is still loading; retry when /ping answers 200", NULL,
+                          NULL);
     if (ri->content_length > (long long)h->cfg.max_content_length) {
         snprintf(msg, sizeof msg,
                  "request body of %lld bytes is over MAX_CONTENT_LENGTH (%zu bytes); send "
@@ -227,8 +226,8 @@ static int handle_invocations(struct mg_connection *c, void *data)
         return send_error(c, 413, msg, "Connection", "close");
     }
     const char *ct = mg_get_header(c, "Content-Type");
-    body_type_t type = body_type(ct);
-    if (type == BODY_UNSUPPORTED) {
+    sms_decode_fn decode = decoder_for(ct);
+    if (!decode) {
         snprintf(msg, sizeof msg,
                  "Content-Type %s%.100s%s is not supported; send text/csv or application/json",
                  ct ? "\"" : "", ct ? ct : "(none)", ct ? "\"" : "");
@@ -253,9 +252,7 @@ static int handle_invocations(struct mg_connection *c, void *data)
 
     sms_error_t err = {0};
     size_t num_feature = sms_model_num_feature(model);
-    int rc = type == BODY_CSV
-                 ? sms_csv_decode(tbuf.body.data, tbuf.body.len, num_feature, &tbuf.rows, &err)
-                 : sms_json_decode(tbuf.body.data, tbuf.body.len, num_feature, &tbuf.rows, &err);
+    int rc = decode(tbuf.body.data, tbuf.body.len, num_feature, &tbuf.rows, &err);
     if (rc < 0)
         return send_error(c, err.status ? err.status : 400, err.msg, NULL, NULL);
     if (tbuf.rows.rows == 0) {
@@ -299,21 +296,28 @@ int sms_http_start(const sms_config_t *cfg, sms_http_t **out, sms_error_t *err)
     snprintf(threads, sizeof threads, "%d", cfg->connections);
     snprintf(timeout_ms, sizeof timeout_ms, "%lld", (long long)cfg->timeout_s * 1000);
     const char *options[] = {
-        "listening_ports", port,
-        "num_threads", threads,
-        "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", "60000",
-        "tcp_nodelay", "1",
-        "request_timeout_ms", timeout_ms,
-        "enable_directory_listing", "no",
+        "listening_ports",
+        port,
+        "num_threads",
+        threads,
+        "enable_keep_alive",
+        "yes",
+        "keep_alive_timeout_ms",
+        "60000",
+        "tcp_nodelay",
+        "1",
+        "request_timeout_ms",
+        timeout_ms,
+        "enable_directory_listing",
+        "no",
         NULL,
     };
     struct mg_callbacks callbacks = {0};
     callbacks.init_thread = on_thread_start;
     callbacks.exit_thread = on_thread_exit;
     callbacks.log_message = on_log;
-    struct mg_init_data init = {.callbacks = &callbacks, .user_data = h,
-                                .configuration_options = options};
+    struct mg_init_data init = {
+        .callbacks = &callbacks, .user_data = h, .configuration_options = options};
     char text[256] = "";
     unsigned code = 0;
     struct mg_error_data error = {.code = &code, .text = text, .text_buffer_size = sizeof text};

@@ -18,8 +18,8 @@
 #include "smserve/model.h"
 
 #define EXIT_REFUSED 1
-#define EXIT_USAGE 2
-#define EXIT_CONFIG 3
+#define EXIT_USAGE   2
+#define EXIT_CONFIG  3
 
 static double now_ms(void)
 {
@@ -30,14 +30,15 @@ static double now_ms(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: smserve [serve]        serve the model in SM_MODEL_DIR (default /opt/ml/model)\n"
-            "       smserve check [PATH]   diagnose a model dir or model.tar.gz; exit 0 if servable\n"
-            "       smserve --version\n"
-            "env: SM_MODEL_DIR, SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (CPUs),\n"
-            "     SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s), MAX_CONTENT_LENGTH (6291456 bytes),\n"
-            "     SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (text/csv), SMSERVE_CONNECTIONS (128),\n"
-            "     SMSERVE_ALLOW_NEWER (false)\n");
+    fprintf(
+        f,
+        "usage: smserve [serve]        serve the model in SM_MODEL_DIR (default /opt/ml/model)\n"
+        "       smserve check [PATH]   diagnose a model dir or model.tar.gz; exit 0 if servable\n"
+        "       smserve --version\n"
+        "env: SM_MODEL_DIR, SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (CPUs),\n"
+        "     SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s), MAX_CONTENT_LENGTH (6291456 bytes),\n"
+        "     SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (text/csv), SMSERVE_CONNECTIONS (128),\n"
+        "     SMSERVE_ALLOW_NEWER (false)\n");
 }
 
 static int print_version(void)
@@ -51,8 +52,7 @@ static int print_version(void)
 static void report_load_failure(const sms_artifact_set_t *set, const sms_diag_t *d,
                                 sms_version_t rt)
 {
-    fprintf(stdout, "REFUSED %s: check %s: %s; fix: %s\n", set->root, d->check, d->reason,
-            d->fix);
+    fprintf(stdout, "REFUSED %s: check %s: %s; fix: %s\n", set->root, d->check, d->reason, d->fix);
     fflush(stdout);
     char v[32];
     snprintf(v, sizeof v, "%d.%d.%d", rt.major, rt.minor, rt.patch);
@@ -110,8 +110,8 @@ static int cmd_serve(void)
         sms_log("%s", err.msg);
         return EXIT_CONFIG;
     }
-    sms_log("listening on port %d (%d workers, %d connections); loading %s", cfg.port,
-            cfg.workers, cfg.connections, cfg.model_dir);
+    sms_log("listening on port %d (%d workers, %d connections); loading %s", cfg.port, cfg.workers,
+            cfg.connections, cfg.model_dir);
 
     sms_version_t rt = sms_model_runtime_version();
     sms_artifact_set_t set;
@@ -138,9 +138,9 @@ static int cmd_serve(void)
     sms_http_set_model(http, model);
     double setup_ms = now_ms() - start;
     sms_log("ready: %s, %zu features, %zu output%s per row, %zu model%s, set up in %.1f ms",
-            sms_model_objective(model), sms_model_num_feature(model),
-            sms_model_num_output(model), sms_model_num_output(model) > 1 ? "s" : "",
-            sms_model_size(model), sms_model_size(model) > 1 ? "s" : "", setup_ms);
+            sms_model_objective(model), sms_model_num_feature(model), sms_model_num_output(model),
+            sms_model_num_output(model) > 1 ? "s" : "", sms_model_size(model),
+            sms_model_size(model) > 1 ? "s" : "", setup_ms);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

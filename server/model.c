@@ -16,10 +16,9 @@
 #include <string.h>
 #include <xgboost/c_api.h>
 
-
 typedef struct member {
     BoosterHandle booster;
-    bool linear;          /* gblinear: DMatrix path, serialised */
+    bool linear; /* gblinear: DMatrix path, serialised */
     pthread_mutex_t lock;
 } member_t;
 
@@ -28,7 +27,7 @@ struct sms_model {
     size_t count;
     size_t num_feature;
     size_t num_output;
-    bool vote;            /* class-label objectives: ensemble by majority vote */
+    bool vote; /* class-label objectives: ensemble by majority vote */
     char objective[64];
 };
 
@@ -88,8 +87,8 @@ static int runtime_params(BoosterHandle b, char *objective, size_t size, double 
     json_t *root = json_loadb(cfg, len, 0, &jerr);
     if (!root)
         return -1;
-    const char *name = json_string_value(json_object_get(
-        json_object_get(json_object_get(root, "learner"), "objective"), "name"));
+    const char *name = json_string_value(
+        json_object_get(json_object_get(json_object_get(root, "learner"), "objective"), "name"));
     const char *bs = json_string_value(json_object_get(
         json_object_get(json_object_get(root, "learner"), "learner_model_param"), "base_score"));
     int rc = name && bs ? 0 : -1;
@@ -175,8 +174,7 @@ static int predict_member(member_t *m, const float *x, size_t rows, size_t cols,
         pthread_mutex_lock(&m->lock);
         rc = XGDMatrixCreateFromMat(x, (bst_ulong)rows, (bst_ulong)cols, NAN, &dm);
         if (rc == 0) {
-            rc = XGBoosterPredictFromDMatrix(m->booster, dm, PREDICT_CONFIG, &shape, &dim,
-                                             result);
+            rc = XGBoosterPredictFromDMatrix(m->booster, dm, PREDICT_CONFIG, &shape, &dim, result);
             XGDMatrixFree(dm);
         }
         pthread_mutex_unlock(&m->lock);
@@ -290,10 +288,22 @@ void sms_model_free(sms_model_t *m)
     free(m);
 }
 
-size_t sms_model_num_feature(const sms_model_t *m) { return m->num_feature; }
-size_t sms_model_num_output(const sms_model_t *m) { return m->num_output; }
-const char *sms_model_objective(const sms_model_t *m) { return m->objective; }
-size_t sms_model_size(const sms_model_t *m) { return m->count; }
+size_t sms_model_num_feature(const sms_model_t *m)
+{
+    return m->num_feature;
+}
+size_t sms_model_num_output(const sms_model_t *m)
+{
+    return m->num_output;
+}
+const char *sms_model_objective(const sms_model_t *m)
+{
+    return m->objective;
+}
+size_t sms_model_size(const sms_model_t *m)
+{
+    return m->count;
+}
 
 /* Majority vote over class labels for one value slot; ties go to the
  * smallest label, as scipy's mode does. */

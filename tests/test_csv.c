@@ -15,61 +15,35 @@ static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
 
 static uint32_t rnd(void)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+    return tu_rand32(&rng_state);
 }
 
-/* Decodes from a guarded copy of the body. */
+/* The shared decoder checks (testutil.h), bound to sms_csv_decode. */
 static int decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *m,
                   sms_error_t *err)
 {
-    char *g = tu_guarded_copy(body, len);
-    assert_non_null(g);
-    err->status = 0;
-    err->msg[0] = '\0';
-    int rc = sms_csv_decode(g, len, expect_cols, m, err);
-    tu_guarded_free(g, len);
-    return rc;
+    return tu_decode_guarded(sms_csv_decode, body, len, expect_cols, m, err);
 }
 
-/* Decodes a NUL-terminated body that must succeed with rows x cols values;
- * `want` holds them row-major, NAN for missing. */
 static void check_ok(const char *body, size_t expect_cols, size_t rows, size_t cols,
                      const float *want)
 {
-    sms_matrix_t m = {0};
-    sms_error_t err;
-    int rc = decode(body, strlen(body), expect_cols, &m, &err);
-    if (rc != 0)
-        print_error("body '%s': %s\n", body, err.msg);
-    assert_int_equal(rc, 0);
-    assert_int_equal(m.rows, rows);
-    assert_int_equal(m.cols, cols);
-    for (size_t i = 0; i < rows * cols; i++) {
-        if (isnan(want[i]))
-            assert_true(isnan(m.values[i]));
-        else
-            assert_true(m.values[i] == want[i]);
-    }
-    sms_matrix_free(&m);
+    tu_check_decode_ok(sms_csv_decode, body, expect_cols, rows, cols, want);
 }
 
 static void check_err(const char *body, size_t len, size_t expect_cols, const char *msg)
 {
-    sms_matrix_t m = {0};
-    sms_error_t err;
-    assert_int_equal(decode(body, len, expect_cols, &m, &err), -1);
-    assert_int_equal(err.status, 400);
-    assert_string_equal(err.msg, msg);
-    assert_int_equal(m.rows, 0);
-    sms_matrix_free(&m);
+    tu_check_decode_err(sms_csv_decode, body, len, expect_cols, msg);
 }
 
 static void check_err_str(const char *body, size_t expect_cols, const char *msg)
 {
     check_err(body, strlen(body), expect_cols, msg);
+}
+
+static void check_clean(const char *body, size_t len, size_t expect_cols)
+{
+    tu_check_decode_clean(sms_csv_decode, body, len, expect_cols);
 }
 
 static void comma_rows_decode(void **state)
@@ -186,29 +160,6 @@ static void big_body_reuses_matrix(void **state)
     assert_int_equal(m.rows, 0);
     sms_matrix_free(&m);
     sms_buf_free(&b);
-}
-
-/* Any outcome is fine for hostile input as long as it is a clean one: 0 with
- * a consistent matrix, or 400 with a one-line printable message. */
-static void check_clean(const char *body, size_t len, size_t expect_cols)
-{
-    sms_matrix_t m = {0};
-    sms_error_t err;
-    int rc = decode(body, len, expect_cols, &m, &err);
-    if (rc == 0) {
-        if (m.rows)
-            assert_true(m.cols > 0 && m.cap >= m.rows * m.cols);
-        if (expect_cols && m.rows)
-            assert_int_equal(m.cols, expect_cols);
-    } else {
-        assert_int_equal(rc, -1);
-        assert_int_equal(err.status, 400);
-        assert_true(err.msg[0] != '\0');
-        for (const char *c = err.msg; *c; c++)
-            assert_true(*c >= 0x20 && *c < 0x7f);
-        assert_int_equal(m.rows, 0);
-    }
-    sms_matrix_free(&m);
 }
 
 static void hostile_random_bytes(void **state)

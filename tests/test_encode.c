@@ -17,10 +17,7 @@ static uint64_t rng_state = 0x94D049BB133111EBull;
 
 static uint32_t rnd(void)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+    return tu_rand32(&rng_state);
 }
 
 static void content_types(void **state)

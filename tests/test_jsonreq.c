@@ -17,63 +17,35 @@ static uint64_t rng_state = 0xD1B54A32D192ED03ull;
 
 static uint32_t rnd(void)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+    return tu_rand32(&rng_state);
 }
 
+/* The shared decoder checks (testutil.h), bound to sms_json_decode. */
 static int decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *m,
                   sms_error_t *err)
 {
-    char *g = tu_guarded_copy(body, len);
-    assert_non_null(g);
-    err->status = 0;
-    err->msg[0] = '\0';
-    int rc = sms_json_decode(g, len, expect_cols, m, err);
-    tu_guarded_free(g, len);
-    return rc;
+    return tu_decode_guarded(sms_json_decode, body, len, expect_cols, m, err);
 }
 
 static void check_ok(const char *body, size_t expect_cols, size_t rows, size_t cols,
                      const float *want)
 {
-    sms_matrix_t m = {0};
-    sms_error_t err;
-    int rc = decode(body, strlen(body), expect_cols, &m, &err);
-    if (rc != 0)
-        print_error("body '%s': %s\n", body, err.msg);
-    assert_int_equal(rc, 0);
-    assert_int_equal(m.rows, rows);
-    assert_int_equal(m.cols, cols);
-    for (size_t i = 0; i < rows * cols; i++) {
-        if (isnan(want[i]))
-            assert_true(isnan(m.values[i]));
-        else
-            assert_true(m.values[i] == want[i]);
-    }
-    sms_matrix_free(&m);
+    tu_check_decode_ok(sms_json_decode, body, expect_cols, rows, cols, want);
 }
 
 static void check_err(const char *body, size_t len, size_t expect_cols, const char *msg)
 {
-    sms_matrix_t m = {0};
-    sms_error_t err;
-    int rc = decode(body, len, expect_cols, &m, &err);
-    if (rc == 0)
-        print_error("body '%.*s' was accepted\n", (int)len, body);
-    assert_int_equal(rc, -1);
-    assert_int_equal(err.status, 400);
-    if (strcmp(err.msg, msg) != 0)
-        print_error("body '%.*s'\n", (int)len, body);
-    assert_string_equal(err.msg, msg);
-    assert_int_equal(m.rows, 0);
-    sms_matrix_free(&m);
+    tu_check_decode_err(sms_json_decode, body, len, expect_cols, msg);
 }
 
 static void check_err_str(const char *body, const char *msg)
 {
     check_err(body, strlen(body), 0, msg);
+}
+
+static void check_clean(const char *body, size_t len, size_t expect_cols)
+{
+    tu_check_decode_clean(sms_json_decode, body, len, expect_cols);
 }
 
 static void accepted_shapes_decode(void **state)
@@ -476,29 +448,6 @@ static void big_body_reuses_matrix(void **state)
     }
     sms_matrix_free(&m);
     sms_buf_free(&b);
-}
-
-/* Hostile input only needs a clean outcome: 0 with a consistent matrix, or
- * 400 with a one-line printable message. */
-static void check_clean(const char *body, size_t len, size_t expect_cols)
-{
-    sms_matrix_t m = {0};
-    sms_error_t err;
-    int rc = decode(body, len, expect_cols, &m, &err);
-    if (rc == 0) {
-        if (m.rows)
-            assert_true(m.cols > 0 && m.cap >= m.rows * m.cols);
-        if (expect_cols && m.rows)
-            assert_int_equal(m.cols, expect_cols);
-    } else {
-        assert_int_equal(rc, -1);
-        assert_int_equal(err.status, 400);
-        assert_true(err.msg[0] != '\0');
-        for (const char *c = err.msg; *c; c++)
-            assert_true(*c >= 0x20 && *c < 0x7f);
-        assert_int_equal(m.rows, 0);
-    }
-    sms_matrix_free(&m);
 }
 
 static void hostile_random_bytes(void **state)

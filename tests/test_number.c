@@ -15,11 +15,7 @@ static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
 static uint32_t rnd(void)
 {
-    /* xorshift64*: deterministic, so a failure reproduces */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+    return tu_rand32(&rng_state);
 }
 
 static uint32_t float_bits(float v)

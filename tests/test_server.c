@@ -30,14 +30,14 @@
  * check, reports every failure with its line, and fails at the end. */
 static int failures;
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            failures++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                          \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 static void begin(void)
@@ -57,12 +57,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Sanitizer builds start slower: SMS_SLOW_FACTOR (e.g. 3) scales time limits. */
@@ -106,56 +100,6 @@ static int free_port(void)
     if (fd >= 0)
         close(fd);
     return port;
-}
-
-/* Like tu_run, with a deadline: returns the exit status, -1 if it died on a
- * signal, -2 if it was still running after timeout_s (then killed). */
-static int run_timed(const char *const *argv, const char *const *extra_env, double timeout_s,
-                     char **output, double *elapsed_s)
-{
-    char path[] = "/tmp/smserve-run-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -3;
-    double t0 = now_s();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd);
-        unlink(path);
-        return -3;
-    }
-    if (pid == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        for (size_t i = 0; extra_env && extra_env[i]; i++)
-            putenv((char *)extra_env[i]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fd);
-    int status = 0, rc = -2;
-    for (;;) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-            break;
-        }
-        if (now_s() - t0 > timeout_s) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            break;
-        }
-        sleep_ms(2);
-    }
-    if (elapsed_s)
-        *elapsed_s = now_s() - t0;
-    if (output) {
-        *output = tu_read_file(path, NULL);
-        if (!*output)
-            *output = strdup("");
-    }
-    unlink(path);
-    return rc;
 }
 
 static int starts_with(const char *s, const char *prefix)
@@ -341,8 +285,8 @@ static void compare_tables(const char *what, const table_t *got, const table_t *
     for (size_t i = 0; i < want->rows * want->cols; i++) {
         if (!close_enough(got->v[i], want->v[i])) {
             if (shown++ < 5)
-                CHECK(0, "%s: row %zu value %zu: got %.9g, want %.9g", what,
-                      i / want->cols + 1, i % want->cols + 1, got->v[i], want->v[i]);
+                CHECK(0, "%s: row %zu value %zu: got %.9g, want %.9g", what, i / want->cols + 1,
+                      i % want->cols + 1, got->v[i], want->v[i]);
             else
                 failures++;
         }
@@ -493,9 +437,8 @@ static void serve_one(const char *what, const char *model_dir, const char *req_b
 
     char *out = NULL;
     const char *argv[] = {SMS_BINARY, "check", check_path, NULL};
-    int rc = run_timed(argv, NULL, 30, &out, NULL);
-    CHECK(rc == 0, "%s: smserve check %s: exit %d, want 0; output:\n%s", what, check_path, rc,
-          out);
+    int rc = tu_run_timed(argv, NULL, 30, &out, NULL);
+    CHECK(rc == 0, "%s: smserve check %s: exit %d, want 0; output:\n%s", what, check_path, rc, out);
     free(out);
 
     table_free(&want);
@@ -506,25 +449,40 @@ static void serve_one(const char *what, const char *model_dir, const char *req_b
     free(exp_path);
 }
 
+/* Calls each(index_path, line) for every non-empty line of the fixture index
+ * `rel` (relative to SMS_FIXTURE_DIR), which must list at least min_lines
+ * cases. */
+static void for_each_index_line(const char *rel, size_t min_lines,
+                                void (*each)(const char *index_path, const char *line))
+{
+    char *index_path = fixture(rel);
+    char *index = read_text(index_path, NULL);
+    char **lines;
+    size_t n = split_lines(index, &lines);
+    assert_true(n >= min_lines);
+    for (size_t i = 0; i < n; i++)
+        each(index_path, lines[i]);
+    free_lines(lines, n);
+    free(index);
+    free(index_path);
+}
+
+/* A serve/index.txt line names a case directory. */
+static void serve_case(const char *index_path, const char *name)
+{
+    (void)index_path;
+    char *dir = fixture2("serve", name, "");
+    char *base = fixture2("serve", name, "");
+    serve_one(name, dir, base, dir);
+    free(dir);
+    free(base);
+}
+
 static void test_serve_cases(void **state)
 {
     (void)state;
     begin();
-    char *index_path = fixture("serve/index.txt");
-    char *index = read_text(index_path, NULL);
-    char **cases;
-    size_t n = split_lines(index, &cases);
-    assert_true(n >= 13);
-    for (size_t i = 0; i < n; i++) {
-        char *dir = fixture2("serve", cases[i], "");
-        char *base = fixture2("serve", cases[i], "");
-        serve_one(cases[i], dir, base, dir);
-        free(dir);
-        free(base);
-    }
-    free_lines(cases, n);
-    free(index);
-    free(index_path);
+    for_each_index_line("serve/index.txt", 13, serve_case);
     end();
 }
 
@@ -539,7 +497,7 @@ static void test_serve_tarball(void **state)
 
     char *out = NULL;
     const char *argv[] = {SMS_BINARY, "check", file, NULL};
-    int rc = run_timed(argv, NULL, 30, &out, NULL);
+    int rc = tu_run_timed(argv, NULL, 30, &out, NULL);
     CHECK(rc == 0, "smserve check %s: exit %d, want 0; output:\n%s", file, rc, out);
     free(out);
     free(dir);
@@ -566,8 +524,8 @@ static void check_refusal_output(const char *what, const char *output, const cha
                 json_t *c = json_object_get(doc, "check");
                 if (json_is_string(c) && strcmp(json_string_value(c), check) == 0) {
                     machine = 1;
-                    static const char *keys[] = {"file", "format", "producer_version",
-                                                 "runtime_version", "reason", "fix"};
+                    static const char *keys[] = {
+                        "file", "format", "producer_version", "runtime_version", "reason", "fix"};
                     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                         CHECK(json_object_get(doc, keys[k]) != NULL,
                               "%s: model_refused line lacks \"%s\": %s", what, keys[k], l);
@@ -581,8 +539,7 @@ static void check_refusal_output(const char *what, const char *output, const cha
             human = 1;
         }
     }
-    CHECK(human, "%s: no human line naming check '%s' and a fix; output:\n%s", what, check,
-          output);
+    CHECK(human, "%s: no human line naming check '%s' and a fix; output:\n%s", what, check, output);
     CHECK(machine, "%s: no JSON model_refused line with check \"%s\"; output:\n%s", what, check,
           output);
     free_lines(lines, n);
@@ -623,8 +580,8 @@ static void refuse_one(const char *name, const char *check)
         free(dir);
         dir = m;
     }
-    const char *allow = strcmp(name, "xgb31-base-score-allow") == 0 ? "SMSERVE_ALLOW_NEWER=1"
-                                                                     : NULL;
+    const char *allow =
+        strcmp(name, "xgb31-base-score-allow") == 0 ? "SMSERVE_ALLOW_NEWER=1" : NULL;
     char label[256], *out = NULL;
 
     const char *env1[3] = {0};
@@ -634,16 +591,16 @@ static void refuse_one(const char *name, const char *check)
     if (allow)
         env1[e++] = allow;
     const char *argv_check[] = {SMS_BINARY, "check", dir, NULL};
-    int rc = run_timed(argv_check, env1, 30, &out, NULL);
+    int rc = tu_run_timed(argv_check, env1, 30, &out, NULL);
     snprintf(label, sizeof label, "refuse %s: smserve check", name);
-    CHECK(rc > 0, "%s: exit %d, want a non-zero exit (not a crash or hang); output:\n%s", label,
-          rc, out);
+    CHECK(rc > 0, "%s: exit %d, want a non-zero exit (not a crash or hang); output:\n%s", label, rc,
+          out);
     check_refusal_output(label, out, check);
     free(out);
 
     if (tar_file) {
         const char *argv_file[] = {SMS_BINARY, "check", tar_file, NULL};
-        rc = run_timed(argv_file, env1, 30, &out, NULL);
+        rc = tu_run_timed(argv_file, env1, 30, &out, NULL);
         snprintf(label, sizeof label, "refuse %s: smserve check model.tar.gz", name);
         CHECK(rc > 0, "%s: exit %d, want non-zero; output:\n%s", label, rc, out);
         check_refusal_output(label, out, check);
@@ -661,10 +618,10 @@ static void refuse_one(const char *name, const char *check)
         env2[e++] = allow;
     const char *argv_serve[] = {SMS_BINARY, "serve", NULL};
     double elapsed = 0, limit = 1.0 * slow_factor();
-    rc = run_timed(argv_serve, env2, 10 * slow_factor(), &out, &elapsed);
+    rc = tu_run_timed(argv_serve, env2, 10 * slow_factor(), &out, &elapsed);
     snprintf(label, sizeof label, "refuse %s: smserve serve", name);
-    CHECK(rc > 0, "%s: exit %d after %.2f s, want a non-zero exit; output:\n%s", label, rc,
-          elapsed, out);
+    CHECK(rc > 0, "%s: exit %d after %.2f s, want a non-zero exit; output:\n%s", label, rc, elapsed,
+          out);
     CHECK(elapsed <= limit, "%s: took %.2f s to exit, want <= %.1f s", label, elapsed, limit);
     check_refusal_output(label, out, check);
     free(out);
@@ -676,8 +633,8 @@ static void refuse_one(const char *name, const char *check)
               evil_found ? evil_found : "");
         free(evil_found);
         evil_found = NULL;
-        CHECK(tmp_evil_before || access("/tmp/evil", F_OK) != 0,
-              "refuse %s: /tmp/evil appeared", name);
+        CHECK(tmp_evil_before || access("/tmp/evil", F_OK) != 0, "refuse %s: /tmp/evil appeared",
+              name);
         tu_rmtree(work);
     }
     free(work);
@@ -686,24 +643,20 @@ static void refuse_one(const char *name, const char *check)
     free(dir);
 }
 
+/* A refuse/index.txt line is "<case directory> <check it must fail>". */
+static void refuse_case(const char *index_path, const char *line)
+{
+    char name[128], check[64];
+    if (sscanf(line, "%127s %63s", name, check) != 2)
+        fail_msg("bad line in %s: %s", index_path, line);
+    refuse_one(name, check);
+}
+
 static void test_refuse_cases(void **state)
 {
     (void)state;
     begin();
-    char *index_path = fixture("refuse/index.txt");
-    char *index = read_text(index_path, NULL);
-    char **lines;
-    size_t n = split_lines(index, &lines);
-    assert_true(n >= 10);
-    for (size_t i = 0; i < n; i++) {
-        char name[128], check[64];
-        if (sscanf(lines[i], "%127s %63s", name, check) != 2)
-            fail_msg("bad line in %s: %s", index_path, lines[i]);
-        refuse_one(name, check);
-    }
-    free_lines(lines, n);
-    free(index);
-    free(index_path);
+    for_each_index_line("refuse/index.txt", 10, refuse_case);
     end();
 }
 
@@ -715,7 +668,7 @@ static void test_version(void **state)
     begin();
     char *out = NULL;
     const char *argv[] = {SMS_BINARY, "--version", NULL};
-    int rc = run_timed(argv, NULL, 10, &out, NULL);
+    int rc = tu_run_timed(argv, NULL, 10, &out, NULL);
     CHECK(rc == 0, "--version: exit %d; output:\n%s", rc, out);
     CHECK(strstr(out, "smserve"), "--version does not say smserve: %s", out);
     CHECK(strstr(out, "1.7.4"), "--version does not name XGBoost 1.7.4: %s", out);
@@ -744,11 +697,11 @@ static void test_invalid_env(void **state)
         const char *argv[] = {SMS_BINARY, "serve", NULL};
         char *out = NULL;
         double elapsed;
-        int rc = run_timed(argv, env, 5 * slow_factor(), &out, &elapsed);
-        CHECK(rc > 0, "%s: serve exit %d after %.2f s, want a non-zero exit; output:\n%s",
-              bad_env, rc, elapsed, out);
-        CHECK(strstr(out, bad[i][0]), "%s: the output does not name %s:\n%s", bad_env,
-              bad[i][0], out);
+        int rc = tu_run_timed(argv, env, 5 * slow_factor(), &out, &elapsed);
+        CHECK(rc > 0, "%s: serve exit %d after %.2f s, want a non-zero exit; output:\n%s", bad_env,
+              rc, elapsed, out);
+        CHECK(strstr(out, bad[i][0]), "%s: the output does not name %s:\n%s", bad_env, bad[i][0],
+              out);
         free(out);
     }
     end();
@@ -797,8 +750,7 @@ static void table_pick(const table_t *all, const size_t *pick, size_t n, table_t
     out->cols = all->cols;
     out->v = malloc(n * all->cols * sizeof *out->v);
     for (size_t i = 0; i < n; i++)
-        memcpy(out->v + i * all->cols, all->v + pick[i] * all->cols,
-               all->cols * sizeof *out->v);
+        memcpy(out->v + i * all->cols, all->v + pick[i] * all->cols, all->cols * sizeof *out->v);
 }
 
 static void expect_status(int port, const char *method, const char *path, const char *headers,
@@ -812,8 +764,8 @@ static void expect_status(int port, const char *method, const char *path, const 
     if (status >= 400)
         check_error_body(what, &r, status);
     else
-        CHECK(r.status == status, "%s: status %d, want %d (body: %.300s)", what, r.status,
-              status, r.body);
+        CHECK(r.status == status, "%s: status %d, want %d (body: %.300s)", what, r.status, status,
+              r.body);
     tu_response_free(&r);
 }
 
@@ -963,8 +915,8 @@ static void test_sample_requests(void **state)
     } else {
         CHECK(0, "short second row: no response");
     }
-    expect_status(s.port, "POST", "/invocations", "Content-Type: text/csv",
-                  "1,2,3,4,5,6,7,8,9\n", 400, "CSV row too wide");
+    expect_status(s.port, "POST", "/invocations", "Content-Type: text/csv", "1,2,3,4,5,6,7,8,9\n",
+                  400, "CSV row too wide");
     expect_status(s.port, "POST", "/invocations", "Content-Type: text/csv", "1,2,abc,4,5,6,7,8\n",
                   400, "CSV with 'abc'");
     expect_status(s.port, "POST", "/invocations", "Content-Type: text/csv", "abc\n", 400,
@@ -1007,7 +959,8 @@ static int connect_timeout(int port, int timeout_ms)
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
         close(fd);
@@ -1162,8 +1115,10 @@ static size_t make_hostile(size_t i, char *buf, size_t cap, const char *valid, s
             return len;
         }
         /* deep nesting, one huge row, a long number, many tiny rows */
-        const char *unit = which % 4 == 0 ? "[" : which % 4 == 1 ? "1," : which % 4 == 2 ? "9"
-                                                                                         : "1\n";
+        const char *unit = which % 4 == 0   ? "["
+                           : which % 4 == 1 ? "1,"
+                           : which % 4 == 2 ? "9"
+                                            : "1\n";
         size_t ul = strlen(unit);
         size_t k = 0;
         while (k + ul <= cap && k < 60000) {
@@ -1253,8 +1208,8 @@ typedef struct conc_job {
     size_t csv_len, json_len;
     const table_t *want;
     int requests;
-    int bad;          /* requests whose answer was wrong */
-    char first[512];  /* the first wrong answer */
+    int bad;         /* requests whose answer was wrong */
+    char first[512]; /* the first wrong answer */
 } conc_job_t;
 
 static void *conc_worker(void *arg)
@@ -1274,8 +1229,8 @@ static void *conc_worker(void *arg)
         for (size_t k = 0; ok && k < got.rows * got.cols; k++)
             ok = close_enough(got.v[k], job->want->v[k]);
         if (!ok && job->bad++ == 0)
-            snprintf(job->first, sizeof job->first, "request %d (%s): rc %d status %d %s %.200s",
-                     i, use_json ? "json" : "csv", rc, rc == 0 ? r.status : -1, why,
+            snprintf(job->first, sizeof job->first, "request %d (%s): rc %d status %d %s %.200s", i,
+                     use_json ? "json" : "csv", rc, rc == 0 ? r.status : -1, why,
                      rc == 0 && r.body ? r.body : "");
         table_free(&got);
         if (rc == 0)
@@ -1293,7 +1248,8 @@ static void test_concurrent_predictions(void **state)
     static const char *cases[] = {"gbtree-multi-softprob", "gblinear-multi-softprob",
                                   "dart-reg-squarederror"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        char *dir = fixture2("serve", cases[c], ""), *csv_path = fixture2("serve", cases[c], ".csv"),
+        char *dir = fixture2("serve", cases[c], ""),
+             *csv_path = fixture2("serve", cases[c], ".csv"),
              *json_path = fixture2("serve", cases[c], ".json"),
              *exp_path = fixture2("serve", cases[c], ".expected");
         size_t csv_len, json_len;
@@ -1307,8 +1263,12 @@ static void test_concurrent_predictions(void **state)
             pthread_t th[THREADS];
             conc_job_t jobs[THREADS];
             for (int t = 0; t < THREADS; t++) {
-                jobs[t] = (conc_job_t){.port = s.port, .csv = csv, .json = json,
-                                       .csv_len = csv_len, .json_len = json_len, .want = &want,
+                jobs[t] = (conc_job_t){.port = s.port,
+                                       .csv = csv,
+                                       .json = json,
+                                       .csv_len = csv_len,
+                                       .json_len = json_len,
+                                       .want = &want,
                                        .requests = 30};
                 pthread_create(&th[t], NULL, conc_worker, &jobs[t]);
             }
@@ -1426,16 +1386,11 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_version),
-        cmocka_unit_test(test_sample_requests),
-        cmocka_unit_test(test_serve_cases),
-        cmocka_unit_test(test_serve_tarball),
-        cmocka_unit_test(test_refuse_cases),
-        cmocka_unit_test(test_max_content_length),
-        cmocka_unit_test(test_hostile_bodies),
-        cmocka_unit_test(test_concurrent_predictions),
-        cmocka_unit_test(test_idle_connections),
-        cmocka_unit_test(test_invalid_env),
+        cmocka_unit_test(test_version),          cmocka_unit_test(test_sample_requests),
+        cmocka_unit_test(test_serve_cases),      cmocka_unit_test(test_serve_tarball),
+        cmocka_unit_test(test_refuse_cases),     cmocka_unit_test(test_max_content_length),
+        cmocka_unit_test(test_hostile_bodies),   cmocka_unit_test(test_concurrent_predictions),
+        cmocka_unit_test(test_idle_connections), cmocka_unit_test(test_invalid_env),
         cmocka_unit_test(test_sigterm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

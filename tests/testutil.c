@@ -1,11 +1,13 @@
-/* Shared test helpers: files, temporary directories, guarded buffers, and a
- * real smserve process on a free port with a minimal HTTP/1.1 client. */
+/* Shared test helpers: files, temporary directories, guarded buffers, a
+ * seeded RNG, decoder checks, and a real smserve process on a free port with
+ * a minimal HTTP/1.1 client. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -140,6 +142,89 @@ void tu_guarded_free(void *p, size_t len)
     munmap(base, (data_pages + 1) * page);
 }
 
+uint32_t tu_rand32(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (uint32_t)((*state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+int tu_decode_guarded(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols,
+                      sms_matrix_t *m, sms_error_t *err)
+{
+    char *g = tu_guarded_copy(body, len);
+    assert_non_null(g);
+    err->status = 0;
+    err->msg[0] = '\0';
+    int rc = fn(g, len, expect_cols, m, err);
+    tu_guarded_free(g, len);
+    return rc;
+}
+
+void tu_assert_matrix_equal(const sms_matrix_t *m, size_t rows, size_t cols, const float *want)
+{
+    assert_int_equal(m->rows, rows);
+    assert_int_equal(m->cols, cols);
+    for (size_t i = 0; i < rows * cols; i++) {
+        if (isnan(want[i]))
+            assert_true(isnan(m->values[i]));
+        else
+            assert_true(m->values[i] == want[i]);
+    }
+}
+
+void tu_check_decode_ok(sms_decode_fn fn, const char *body, size_t expect_cols, size_t rows,
+                        size_t cols, const float *want)
+{
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    int rc = tu_decode_guarded(fn, body, strlen(body), expect_cols, &m, &err);
+    if (rc != 0)
+        print_error("body '%s': %s\n", body, err.msg);
+    assert_int_equal(rc, 0);
+    tu_assert_matrix_equal(&m, rows, cols, want);
+    sms_matrix_free(&m);
+}
+
+void tu_check_decode_err(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols,
+                         const char *msg)
+{
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    int rc = tu_decode_guarded(fn, body, len, expect_cols, &m, &err);
+    if (rc == 0)
+        print_error("body '%.*s' was accepted\n", (int)len, body);
+    assert_int_equal(rc, -1);
+    assert_int_equal(err.status, 400);
+    if (strcmp(err.msg, msg) != 0)
+        print_error("body '%.*s'\n", (int)len, body);
+    assert_string_equal(err.msg, msg);
+    assert_int_equal(m.rows, 0);
+    sms_matrix_free(&m);
+}
+
+void tu_check_decode_clean(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols)
+{
+    sms_matrix_t m = {0};
+    sms_error_t err;
+    int rc = tu_decode_guarded(fn, body, len, expect_cols, &m, &err);
+    if (rc == 0) {
+        if (m.rows)
+            assert_true(m.cols > 0 && m.cap >= m.rows * m.cols);
+        if (expect_cols && m.rows)
+            assert_int_equal(m.cols, expect_cols);
+    } else {
+        assert_int_equal(rc, -1);
+        assert_int_equal(err.status, 400);
+        assert_true(err.msg[0] != '\0');
+        for (const char *c = err.msg; *c; c++)
+            assert_true(*c >= 0x20 && *c < 0x7f);
+        assert_int_equal(m.rows, 0);
+    }
+    sms_matrix_free(&m);
+}
+
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -160,7 +245,8 @@ static int connect_port(int port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
         close(fd);
@@ -175,6 +261,13 @@ static void sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void put_env_list(const char *const *extra_env)
@@ -270,8 +363,8 @@ static int send_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-int tu_http(int port, const char *method, const char *path, const char *headers,
-            const char *body, size_t body_len, tu_response_t *out)
+int tu_http(int port, const char *method, const char *path, const char *headers, const char *body,
+            size_t body_len, tu_response_t *out)
 {
     memset(out, 0, sizeof *out);
     int fd = connect_port(port);
@@ -345,17 +438,19 @@ void tu_response_free(tu_response_t *r)
     r->body = NULL;
 }
 
-int tu_run(const char *const *argv, const char *const *extra_env, char **output)
+int tu_run_timed(const char *const *argv, const char *const *extra_env, double timeout_s,
+                 char **output, double *elapsed_s)
 {
     char path[] = "/tmp/smserve-run-XXXXXX";
     int fd = mkstemp(path);
     if (fd < 0)
-        return -1;
+        return -3;
+    double t0 = now_s();
     pid_t pid = fork();
     if (pid < 0) {
         close(fd);
         unlink(path);
-        return -1;
+        return -3;
     }
     if (pid == 0) {
         dup2(fd, 1);
@@ -366,10 +461,41 @@ int tu_run(const char *const *argv, const char *const *extra_env, char **output)
         _exit(127);
     }
     close(fd);
-    int status;
-    waitpid(pid, &status, 0);
-    if (output)
+    int status = 0, rc = -2;
+    for (;;) {
+        pid_t got = waitpid(pid, &status, timeout_s > 0 ? WNOHANG : 0);
+        if (got == pid) {
+            rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            break;
+        }
+        if (timeout_s <= 0) {
+            /* no deadline: only an interrupted wait is worth retrying */
+            if (errno != EINTR) {
+                rc = -1;
+                break;
+            }
+            continue;
+        }
+        if (now_s() - t0 > timeout_s) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        sleep_ms(2);
+    }
+    if (elapsed_s)
+        *elapsed_s = now_s() - t0;
+    if (output) {
         *output = tu_read_file(path, NULL);
+        if (!*output)
+            *output = strdup("");
+    }
     unlink(path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return rc;
+}
+
+int tu_run(const char *const *argv, const char *const *extra_env, char **output)
+{
+    int rc = tu_run_timed(argv, extra_env, 0, output, NULL);
+    return rc < 0 ? -1 : rc;
 }

@@ -1,5 +1,7 @@
-/* Helpers shared by the cmocka tests: files, temporary directories, and the
- * real smserve binary started on a free port with a minimal HTTP client. */
+/* Helpers shared by the cmocka tests: files, temporary directories, a
+ * seeded RNG, checks that drive any request decoder from a guarded buffer,
+ * and the real smserve binary started on a free port with a minimal HTTP
+ * client. */
 #ifndef SMS_TESTUTIL_H
 #define SMS_TESTUTIL_H
 
@@ -9,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <cmocka.h>
+
+#include "smserve/decode.h"
 
 /* Reads a whole file; returns malloc'd bytes (NUL-terminated, caller frees)
  * and sets *len, or NULL. */
@@ -29,6 +33,29 @@ int tu_copy_file(const char *from, const char *to);
  * tu_guarded_free. */
 void *tu_guarded_copy(const void *bytes, size_t len);
 void tu_guarded_free(void *p, size_t len);
+
+/* xorshift64*: advances *state (seed it with any non-zero value) and returns
+ * the next 32 bits. Deterministic, so a failure reproduces from its seed. */
+uint32_t tu_rand32(uint64_t *state);
+
+/* Runs decoder fn on a guarded copy of body (see tu_guarded_copy), with err
+ * cleared first. Returns what fn returns; m is the caller's. */
+int tu_decode_guarded(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols,
+                      sms_matrix_t *m, sms_error_t *err);
+/* Asserts that m holds rows x cols values equal to want (row-major; a NAN in
+ * want asks for a NaN). */
+void tu_assert_matrix_equal(const sms_matrix_t *m, size_t rows, size_t cols, const float *want);
+/* Asserts that the NUL-terminated body decodes (guarded) to rows x cols
+ * values equal to want, as tu_assert_matrix_equal. */
+void tu_check_decode_ok(sms_decode_fn fn, const char *body, size_t expect_cols, size_t rows,
+                        size_t cols, const float *want);
+/* Asserts that body is refused with -1, status 400, exactly msg, no rows. */
+void tu_check_decode_err(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols,
+                         const char *msg);
+/* For hostile input: asserts a clean outcome, either 0 with a consistent
+ * matrix (of expect_cols columns when non-zero) or -1, status 400, a
+ * non-empty one-line printable message and no rows. */
+void tu_check_decode_clean(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols);
 
 /* A running smserve. */
 typedef struct tu_server {
@@ -51,19 +78,27 @@ int tu_server_stop(tu_server_t *s);
 typedef struct tu_response {
     int status;
     char content_type[128];
-    char *body;        /* malloc'd, NUL-terminated */
+    char *body; /* malloc'd, NUL-terminated */
     size_t body_len;
 } tu_response_t;
 
 /* One HTTP/1.1 request on a new connection to 127.0.0.1:port. headers: extra
  * "Name: value" lines joined with "\r\n" (may be NULL). Content-Length is
  * sent when body != NULL. 0 or -1 on a connection failure. */
-int tu_http(int port, const char *method, const char *path, const char *headers,
-            const char *body, size_t body_len, tu_response_t *out);
+int tu_http(int port, const char *method, const char *path, const char *headers, const char *body,
+            size_t body_len, tu_response_t *out);
 void tu_response_free(tu_response_t *r);
 
-/* Runs a command (argv, NULL-terminated) with extra env, captures its output
- * (stdout+stderr) into *output (malloc'd); returns the exit status or -1. */
+/* Runs a command (argv, NULL-terminated) with extra "NAME=value" env entries
+ * (NULL-terminated, may be NULL) and captures its stdout+stderr into *output
+ * (malloc'd, "" if unreadable; output may be NULL). timeout_s > 0 is a
+ * deadline after which the command is killed; <= 0 waits for it however
+ * long it takes. elapsed_s (may be NULL) gets the wall time. Returns the exit
+ * status, -1 if it died on a signal, -2 if it hit the deadline, -3 if it
+ * could not be started. */
+int tu_run_timed(const char *const *argv, const char *const *extra_env, double timeout_s,
+                 char **output, double *elapsed_s);
+/* tu_run_timed without a deadline; every failure is -1. */
 int tu_run(const char *const *argv, const char *const *extra_env, char **output);
 
 #endif

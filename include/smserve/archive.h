@@ -23,8 +23,8 @@ sms_archive_limits_t sms_archive_default_limits(void);
  * "model.tar.gz: member '../etc/passwd': path escapes the extraction directory"
  * and err->status 422 (what was extracted so far stays in dest_dir; the
  * caller removes it, see sms_remove_tree). */
-int sms_archive_extract(const char *archive_path, const char *dest_dir,
-                        sms_archive_limits_t limits, sms_error_t *err);
+int sms_archive_extract(const char *archive_path, const char *dest_dir, sms_archive_limits_t limits,
+                        sms_error_t *err);
 
 /* Removes a directory tree that smserve created (does not follow symlinks).
  * 0 or -1. */

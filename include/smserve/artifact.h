@@ -13,8 +13,8 @@
 #include "smserve/sniff.h"
 
 typedef struct sms_artifact {
-    char *path;            /* file on disk */
-    char *name;            /* what the user calls it: "xgboost-model", "model.tar.gz:xgboost-model" */
+    char *path; /* file on disk */
+    char *name; /* what the user calls it: "xgboost-model", "model.tar.gz:xgboost-model" */
     sms_format_t format;
     sms_model_info_t info; /* valid when format is a model format and reading succeeded */
     bool ok;               /* servable by this runtime */
@@ -25,12 +25,12 @@ typedef struct sms_artifact {
 } sms_artifact_t;
 
 typedef struct sms_artifact_set {
-    char *root;            /* the path scanned */
+    char *root; /* the path scanned */
     sms_artifact_t *items;
     size_t count;
-    char *extract_dir;     /* private extraction dir to remove, or NULL */
-    bool ok;               /* every artifact ok and at least one */
-    sms_diag_t diag;       /* set-level refusal (check "empty", "archive", "io", "ensemble") */
+    char *extract_dir; /* private extraction dir to remove, or NULL */
+    bool ok;           /* every artifact ok and at least one */
+    sms_diag_t diag;   /* set-level refusal (check "empty", "archive", "io", "ensemble") */
 } sms_artifact_set_t;
 
 /* Scans `path`: a directory (every regular, non-dot file at its top; an

@@ -26,7 +26,7 @@ typedef struct sms_matrix {
     float *values; /* rows * cols values, row-major */
     size_t rows;
     size_t cols;
-    size_t cap;    /* capacity of values, in floats */
+    size_t cap; /* capacity of values, in floats */
 } sms_matrix_t;
 
 /* Ensures capacity for `n` floats in total. 0 or -1 on OOM. */

@@ -14,17 +14,17 @@ typedef struct sms_version {
 } sms_version_t;
 
 typedef struct sms_model_info {
-    bool has_version;        /* JSON/UBJ "version", or binary major/minor when non-zero */
+    bool has_version; /* JSON/UBJ "version", or binary major/minor when non-zero */
     sms_version_t version;
-    char booster[32];        /* gbtree | gblinear | dart | whatever the file says */
+    char booster[32]; /* gbtree | gblinear | dart | whatever the file says */
     char objective[64];
     long num_feature;
-    long num_class;          /* 0 for single-output objectives */
-    long num_target;         /* 1 unless the file says otherwise */
-    char base_score_text[64];/* as written in the file (binary: printed %.9g) */
-    float base_score;        /* what the file means (NaN when unreadable) */
-    bool has_categorical;    /* a feature_types entry "c" */
-    long num_trees;          /* -1 when not known */
+    long num_class;           /* 0 for single-output objectives */
+    long num_target;          /* 1 unless the file says otherwise */
+    char base_score_text[64]; /* as written in the file (binary: printed %.9g) */
+    float base_score;         /* what the file means (NaN when unreadable) */
+    bool has_categorical;     /* a feature_types entry "c" */
+    long num_trees;           /* -1 when not known */
 } sms_model_info_t;
 
 typedef struct sms_diag {

@@ -11,14 +11,14 @@
 #include "smserve/error.h"
 
 typedef struct sms_config {
-    char model_dir[PATH_MAX];     /* SM_MODEL_DIR, default /opt/ml/model */
-    int port;                     /* SAGEMAKER_BIND_TO_PORT, default 8080 */
-    int workers;                  /* SAGEMAKER_MODEL_SERVER_WORKERS: predictions at once, default CPUs */
-    int timeout_s;                /* SAGEMAKER_MODEL_SERVER_TIMEOUT, default 60 */
-    size_t max_content_length;    /* MAX_CONTENT_LENGTH bytes, default 6291456 */
-    sms_encoding_t default_accept;/* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, default text/csv */
-    int connections;              /* SMSERVE_CONNECTIONS: HTTP connection threads, default 128 */
-    bool allow_newer;             /* SMSERVE_ALLOW_NEWER: newer producer version only warns */
+    char model_dir[PATH_MAX]; /* SM_MODEL_DIR, default /opt/ml/model */
+    int port;                 /* SAGEMAKER_BIND_TO_PORT, default 8080 */
+    int workers;   /* SAGEMAKER_MODEL_SERVER_WORKERS: predictions at once, default CPUs */
+    int timeout_s; /* SAGEMAKER_MODEL_SERVER_TIMEOUT, default 60 */
+    size_t max_content_length;     /* MAX_CONTENT_LENGTH bytes, default 6291456 */
+    sms_encoding_t default_accept; /* SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, default text/csv */
+    int connections;               /* SMSERVE_CONNECTIONS: HTTP connection threads, default 128 */
+    bool allow_newer;              /* SMSERVE_ALLOW_NEWER: newer producer version only warns */
 } sms_config_t;
 
 /* Fills cfg from the environment. 0, or -1 with err->msg naming the

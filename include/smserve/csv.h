@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include "smserve/buf.h"
+#include "smserve/decode.h"
 #include "smserve/error.h"
 
 /* Decodes `len` bytes (need not be NUL-terminated, may hold any byte) into

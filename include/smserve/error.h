@@ -5,8 +5,8 @@
 #define SMSERVE_ERROR_H
 
 typedef struct sms_error {
-    int status;     /* HTTP status the failure maps to (400, 413, 415, 500, ...) */
-    char msg[512];  /* one line, no trailing newline */
+    int status;    /* HTTP status the failure maps to (400, 413, 415, 500, ...) */
+    char msg[512]; /* one line, no trailing newline */
 } sms_error_t;
 
 /* Sets status and a printf-formatted message; returns -1 so callers can

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include "smserve/buf.h"
+#include "smserve/decode.h"
 #include "smserve/error.h"
 
 /* Same contract as sms_csv_decode: 400 errors naming the byte offset or the

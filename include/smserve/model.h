@@ -23,7 +23,7 @@ void sms_model_free(sms_model_t *m);
 size_t sms_model_num_feature(const sms_model_t *m);
 size_t sms_model_num_output(const sms_model_t *m); /* values per row */
 const char *sms_model_objective(const sms_model_t *m);
-size_t sms_model_size(const sms_model_t *m);       /* boosters in the ensemble */
+size_t sms_model_size(const sms_model_t *m); /* boosters in the ensemble */
 
 /* Predicts rows x num_feature floats (NaN = missing) into out (reset, then
  * rows x num_output values). Thread-safe. -1 with err (status 500, or 400

@@ -6,14 +6,14 @@
 #include <stddef.h>
 
 typedef enum sms_format {
-    SMS_FMT_EMPTY = 0,   /* zero bytes */
-    SMS_FMT_UNKNOWN,     /* none of the below */
-    SMS_FMT_BINARY,      /* XGBoost legacy binary, with or without "binf" */
-    SMS_FMT_JSON,        /* '{' then optional whitespace then '"' */
-    SMS_FMT_UBJSON,      /* '{' then a UBJSON type marker */
-    SMS_FMT_PICKLE,      /* 0x80 then a protocol number 2..5 */
-    SMS_FMT_GZIP,        /* 1f 8b: a model.tar.gz */
-    SMS_FMT_TAR,         /* "ustar" at offset 257 */
+    SMS_FMT_EMPTY = 0, /* zero bytes */
+    SMS_FMT_UNKNOWN,   /* none of the below */
+    SMS_FMT_BINARY,    /* XGBoost legacy binary, with or without "binf" */
+    SMS_FMT_JSON,      /* '{' then optional whitespace then '"' */
+    SMS_FMT_UBJSON,    /* '{' then a UBJSON type marker */
+    SMS_FMT_PICKLE,    /* 0x80 then a protocol number 2..5 */
+    SMS_FMT_GZIP,      /* 1f 8b: a model.tar.gz */
+    SMS_FMT_TAR,       /* "ustar" at offset 257 */
 } sms_format_t;
 
 /* Classifies `len` bytes of a file's start (pass at least the first 512
