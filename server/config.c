@@ -74,6 +74,16 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
      * each, so there are always more connection threads than workers. */
     cfg->connections = (int)(conns > workers + 8 ? conns : workers + 8);
 
+    cfg->native_engine = true;
+    const char *engine = getenv("SMSERVE_ENGINE");
+    if (engine && *engine) {
+        if (!strcasecmp(engine, "xgboost"))
+            cfg->native_engine = false;
+        else if (strcasecmp(engine, "native"))
+            return sms_error_set(
+                err, 500, "invalid SMSERVE_ENGINE=\"%.64s\": expected native or xgboost", engine);
+    }
+
     cfg->default_accept = SMS_ENC_CSV;
     const char *accept = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
     if (accept && *accept &&

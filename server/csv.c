@@ -113,6 +113,40 @@ static int decode_field(csv_state_t *s, const char *p, const char *end, size_t c
     return append_value(s, v);
 }
 
+/* The fields of a comma or tab separated row [p, end), parsed in the same
+ * pass that finds their ends: a field that is just a plain number followed
+ * by the delimiter (or the end) never needs a second look. Any other field
+ * (blanks, quotes, strtof's forms, errors) goes through decode_field. */
+static int decode_delimited(csv_state_t *s, const char *p, const char *end)
+{
+    const char delim = s->delim;
+    for (size_t col = 1;; col++) {
+        const char *field_end;
+        float v = NAN;
+        if (p == end || *p == delim) {
+            field_end = p;
+        } else {
+            if (!sms_scan_float(p, end, &v, &field_end) ||
+                (field_end != end && *field_end != delim)) {
+                field_end = memchr(p, delim, (size_t)(end - p));
+                if (!field_end)
+                    field_end = end;
+                if (decode_field(s, p, field_end, col) < 0)
+                    return -1;
+                goto next;
+            }
+        }
+        if (s->n < s->out->cap)
+            s->out->values[s->n++] = v;
+        else if (append_value(s, v) < 0)
+            return -1;
+    next:
+        if (field_end == end)
+            return 0;
+        p = field_end + 1;
+    }
+}
+
 /* Decodes the non-blank line [p, end) (no line terminator) as one row. */
 static int decode_row(csv_state_t *s, const char *p, const char *end)
 {
@@ -136,16 +170,8 @@ static int decode_row(csv_state_t *s, const char *p, const char *end)
             if (decode_field(s, field, p, col++) < 0)
                 return -1;
         }
-    } else {
-        for (;;) {
-            const char *stop = memchr(p, s->delim, (size_t)(end - p));
-            const char *field_end = stop ? stop : end;
-            if (decode_field(s, p, field_end, col++) < 0)
-                return -1;
-            if (!stop)
-                break;
-            p = stop + 1;
-        }
+    } else if (decode_delimited(s, p, end) < 0) {
+        return -1;
     }
 
     size_t width = s->n - first;

@@ -308,6 +308,12 @@ static int skip_value(json_parser_t *j, int depth)
     }
 }
 
+/* Whether c may follow a number in a list of values. */
+static int ends_number(char c)
+{
+    return c == ',' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 static int append_value(json_parser_t *j, float v)
 {
     if (j->n >= j->out->cap && sms_matrix_reserve(j->out, j->n + 1) < 0)
@@ -330,7 +336,7 @@ static int parse_row(json_parser_t *j, size_t instance)
         for (size_t k = 0;; k++) {
             skip_ws(j);
             float v;
-            const char *what = NULL;
+            const char *what = NULL, *q;
             if (j->p >= j->end)
                 return expected(j, "a number or null");
             switch (*j->p) {
@@ -355,7 +361,12 @@ static int parse_row(json_parser_t *j, size_t instance)
             default:
                 if (*j->p != '-' && !is_digit(*j->p))
                     return expected(j, "a number or null");
-                if (scan_number(j, &v) < 0)
+                /* The common case in one pass; whatever does not end there
+                 * cleanly is scanned again by the validating scanner, which
+                 * also gives the error messages. */
+                if (sms_scan_float(j->p, j->end, &v, &q) && (q == j->end || ends_number(*q)))
+                    j->p = q;
+                else if (scan_number(j, &v) < 0)
                     return -1;
             }
             if (what)

@@ -38,7 +38,7 @@ static void usage(FILE *f)
         "env: SM_MODEL_DIR, SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MODEL_SERVER_WORKERS (CPUs),\n"
         "     SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s), MAX_CONTENT_LENGTH (6291456 bytes),\n"
         "     SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (text/csv), SMSERVE_CONNECTIONS (128),\n"
-        "     SMSERVE_ALLOW_NEWER (false)\n");
+        "     SMSERVE_ALLOW_NEWER (false), SMSERVE_ENGINE (native | xgboost)\n");
 }
 
 static int print_version(void)
@@ -62,21 +62,22 @@ static void report_load_failure(const sms_artifact_set_t *set, const sms_diag_t 
     sms_log_json("error", o);
 }
 
-static int cmd_check(const char *path, bool allow_newer)
+static int cmd_check(const char *path, const sms_config_t *cfg)
 {
     sms_version_t rt = sms_model_runtime_version();
     sms_artifact_set_t set;
-    int rc = sms_artifacts_scan(path, rt, allow_newer, &set);
+    int rc = sms_artifacts_scan(path, rt, cfg->allow_newer, &set);
     sms_artifacts_report(&set, rt, stdout);
     if (rc == 0) {
         /* The declared metadata passed; loading confirms what the library
          * itself reads. */
         sms_model_t *model = NULL;
         sms_diag_t diag = {0};
-        if (sms_model_load(&set, &model, &diag) < 0) {
+        if (sms_model_load(&set, cfg->native_engine, &model, &diag) < 0) {
             report_load_failure(&set, &diag, rt);
             rc = -1;
         } else {
+            printf("engine: %s\n", sms_model_engine(model));
             printf("servable: %zu model%s, %zu features, %zu output%s per row\n",
                    sms_model_size(model), sms_model_size(model) > 1 ? "s (ensemble)" : "",
                    sms_model_num_feature(model), sms_model_num_output(model),
@@ -120,7 +121,7 @@ static int cmd_serve(void)
     sms_model_t *model = NULL;
     if (rc == 0) {
         sms_diag_t diag = {0};
-        if (sms_model_load(&set, &model, &diag) < 0) {
+        if (sms_model_load(&set, cfg.native_engine, &model, &diag) < 0) {
             report_load_failure(&set, &diag, rt);
             rc = -1;
         }
@@ -141,6 +142,7 @@ static int cmd_serve(void)
             sms_model_objective(model), sms_model_num_feature(model), sms_model_num_output(model),
             sms_model_num_output(model) > 1 ? "s" : "", sms_model_size(model),
             sms_model_size(model) > 1 ? "s" : "", setup_ms);
+    sms_log("engine: %s", sms_model_engine(model));
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -173,7 +175,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "smserve: %s\n", err.msg);
             return EXIT_CONFIG;
         }
-        return cmd_check(argc > 2 ? argv[2] : cfg.model_dir, cfg.allow_newer);
+        return cmd_check(argc > 2 ? argv[2] : cfg.model_dir, &cfg);
     }
     fprintf(stderr, "smserve: unknown command \"%s\"\n", argv[1]);
     usage(stderr);

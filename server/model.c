@@ -1,10 +1,13 @@
-/* The XGBoost backend. Boosters are loaded from checked artifacts and
- * predict through the C API: gbtree and dart in place (no DMatrix build)
- * with one proxy DMatrix per thread, which is what makes a one-row call
- * cheap; gblinear has no in-place path in 1.7 and is not thread-safe, so it
- * builds a DMatrix per call under a lock. */
+/* The model backend. Boosters are loaded from checked artifacts through the
+ * XGBoost C API. By default each tree booster is then compiled into the
+ * native evaluator (forest.c), which must first reproduce the C API's own
+ * predictions on a probe batch (the parity gate); a model that fails the
+ * gate or that the compiler does not recognise stays on the C API: gbtree
+ * and dart in place with one proxy DMatrix per thread, gblinear (no
+ * in-place path in 1.7, not thread-safe) through a DMatrix under a lock. */
 #define _GNU_SOURCE
 #include "smserve/model.h"
+#include "smserve/forest.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -20,6 +23,7 @@ typedef struct member {
     BoosterHandle booster;
     bool linear; /* gblinear: DMatrix path, serialised */
     pthread_mutex_t lock;
+    sms_forest_t *forest; /* the native evaluator, when it passed the gate */
 } member_t;
 
 struct sms_model {
@@ -29,7 +33,11 @@ struct sms_model {
     size_t num_output;
     bool vote; /* class-label objectives: ensemble by majority vote */
     char objective[64];
+    char engine[1024]; /* which engine serves each member, and why */
 };
+
+/* Rows in the parity gate's probe batch. */
+#define GATE_ROWS 512
 
 /* 1.7.x requires cache_id; missing values arrive as NaN. */
 static const char PREDICT_CONFIG[] =
@@ -37,6 +45,10 @@ static const char PREDICT_CONFIG[] =
     "\"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}";
 
 static _Thread_local DMatrixHandle thread_proxy;
+/* Per-thread room for one ensemble member's predictions, and for the
+ * native evaluator's workspace. */
+static _Thread_local sms_matrix_t thread_scratch;
+static _Thread_local sms_matrix_t thread_work;
 
 sms_version_t sms_model_runtime_version(void)
 {
@@ -51,6 +63,8 @@ void sms_model_thread_cleanup(void)
         XGDMatrixFree(thread_proxy);
         thread_proxy = NULL;
     }
+    sms_matrix_free(&thread_scratch);
+    sms_matrix_free(&thread_work);
 }
 
 static void diag_load(sms_diag_t *d, const char *name, const char *fmt, const char *detail)
@@ -161,10 +175,11 @@ static int load_member(member_t *m, const sms_artifact_t *a, sms_diag_t *diag)
     return 0;
 }
 
-/* One booster's prediction for rows x cols; the result points into XGBoost's
- * thread-local storage until the next call on this thread. */
-static int predict_member(member_t *m, const float *x, size_t rows, size_t cols,
-                          const float **result, size_t *values, sms_error_t *err)
+/* One booster's prediction through the C API for rows x cols; the result
+ * points into XGBoost's thread-local storage until the next call on this
+ * thread. */
+static int capi_predict(member_t *m, const float *x, size_t rows, size_t cols, const float **result,
+                        size_t *values, sms_error_t *err)
 {
     const bst_ulong *shape = NULL;
     bst_ulong dim = 0;
@@ -200,12 +215,122 @@ static int predict_member(member_t *m, const float *x, size_t rows, size_t cols,
     return 0;
 }
 
+/* One member's rows x num_output predictions into dst, by whichever engine
+ * serves it. */
+static int predict_member(member_t *m, const float *x, size_t rows, size_t cols, size_t expect,
+                          float *dst, sms_error_t *err)
+{
+    if (m->forest) {
+        if (sms_matrix_reserve(&thread_work, sms_forest_workspace_floats(m->forest)) < 0)
+            return sms_error_set(err, 500, "out of memory for the native evaluator's workspace");
+        sms_forest_predict(m->forest, x, rows, dst, thread_work.values);
+        return 0;
+    }
+    const float *res;
+    size_t values = 0;
+    if (capi_predict(m, x, rows, cols, &res, &values, err) < 0)
+        return -1;
+    if (values != expect)
+        return sms_error_set(err, 500, "XGBoost returned %zu values for %zu rows, expected %zu",
+                             values, rows, expect);
+    memcpy(dst, res, expect * sizeof *dst);
+    return 0;
+}
+
+/* Distance in float32 steps between two values; NaN equals only NaN. */
+static uint32_t ulp_distance(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b) ? 0 : UINT32_MAX;
+    int32_t ia, ib;
+    memcpy(&ia, &a, sizeof ia);
+    memcpy(&ib, &b, sizeof ib);
+    /* Map sign-magnitude onto a monotonic integer line (-0 and +0 meet). */
+    int64_t la = ia < 0 ? (int64_t)INT32_MIN - ia : ia;
+    int64_t lb = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
+    int64_t d = la > lb ? la - lb : lb - la;
+    return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+}
+
+/* Compiles a tree booster into the native evaluator and keeps it only if it
+ * reproduces the C API on the probe batch within one float32 ulp. Writes
+ * what happened to note; never fails the load. */
+static void try_native(member_t *m, const char *name, size_t num_feature, size_t num_output,
+                       char *note, size_t note_size)
+{
+    if (m->linear) {
+        snprintf(note, note_size, "%s: XGBoost C API (gblinear is not compiled natively)", name);
+        return;
+    }
+    bst_ulong len = 0;
+    const char *json = NULL;
+    char why[256] = "";
+    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &json) != 0) {
+        snprintf(note, note_size, "%s: XGBoost C API (the model could not be serialised: %s)", name,
+                 xgb_error(why, sizeof why));
+        return;
+    }
+    sms_forest_t *forest = sms_forest_compile(json, (size_t)len, why, sizeof why);
+    if (!forest) {
+        snprintf(note, note_size, "%s: XGBoost C API (the native compiler declined: %s)", name,
+                 why);
+        return;
+    }
+    float *probe = malloc(GATE_ROWS * num_feature * sizeof *probe);
+    float *native = malloc(GATE_ROWS * num_output * sizeof *native);
+    const float *reference = NULL;
+    size_t values = 0;
+    sms_error_t err;
+    if (!probe || !native || sms_forest_num_output(forest) != num_output ||
+        sms_forest_num_feature(forest) != num_feature) {
+        snprintf(note, note_size, "%s: XGBoost C API (the native model's shape differs)", name);
+        goto reject;
+    }
+    sms_forest_probe(forest, 1, GATE_ROWS, probe);
+    if (capi_predict(m, probe, GATE_ROWS, num_feature, &reference, &values, &err) < 0 ||
+        values != GATE_ROWS * num_output) {
+        snprintf(note, note_size, "%s: XGBoost C API (the parity gate could not run: %.200s)", name,
+                 err.msg);
+        goto reject;
+    }
+    if (sms_matrix_reserve(&thread_work, sms_forest_workspace_floats(forest)) < 0) {
+        snprintf(note, note_size, "%s: XGBoost C API (no memory for the parity gate)", name);
+        goto reject;
+    }
+    sms_forest_predict(forest, probe, GATE_ROWS, native, thread_work.values);
+    size_t exact = 0;
+    for (size_t k = 0; k < values; k++) {
+        uint32_t d = ulp_distance(native[k], reference[k]);
+        if (d > 1) {
+            snprintf(note, note_size,
+                     "%s: XGBoost C API (parity gate: row %zu output %zu is %.9g natively, %.9g "
+                     "from XGBoost)",
+                     name, k / num_output, k % num_output, native[k], reference[k]);
+            goto reject;
+        }
+        exact += d == 0;
+    }
+    snprintf(note, note_size,
+             "%s: native evaluator (%zu trees, %zu nodes; parity gate: %zu probe rows, %zu of "
+             "%zu values identical, the rest within 1 ulp)",
+             name, sms_forest_num_trees(forest), sms_forest_num_nodes(forest), (size_t)GATE_ROWS,
+             exact, values);
+    m->forest = forest;
+    free(probe);
+    free(native);
+    return;
+reject:
+    sms_forest_free(forest);
+    free(probe);
+    free(native);
+}
+
 static int vote_objective(const char *objective)
 {
     return !strcmp(objective, "multi:softmax") || !strcmp(objective, "binary:hinge");
 }
 
-int sms_model_load(const sms_artifact_set_t *set, sms_model_t **out, sms_diag_t *diag)
+int sms_model_load(const sms_artifact_set_t *set, bool native, sms_model_t **out, sms_diag_t *diag)
 {
     *out = NULL;
     sms_model_t *m = calloc(1, sizeof *m);
@@ -253,7 +378,7 @@ int sms_model_load(const sms_artifact_set_t *set, sms_model_t **out, sms_diag_t 
         const float *res;
         size_t values = 0;
         sms_error_t err;
-        if (predict_member(&m->members[i], probe, 1, m->num_feature, &res, &values, &err) < 0) {
+        if (capi_predict(&m->members[i], probe, 1, m->num_feature, &res, &values, &err) < 0) {
             diag_load(diag, set->items[i].name, "%s: warm-up %s", err.msg);
             free(probe);
             goto fail;
@@ -268,6 +393,17 @@ int sms_model_load(const sms_artifact_set_t *set, sms_model_t **out, sms_diag_t 
         }
     }
     free(probe);
+    for (size_t i = 0; i < m->count; i++) {
+        char note[384];
+        if (native)
+            try_native(&m->members[i], set->items[i].name, m->num_feature, m->num_output, note,
+                       sizeof note);
+        else
+            snprintf(note, sizeof note, "%s: XGBoost C API (SMSERVE_ENGINE=xgboost)",
+                     set->items[i].name);
+        size_t used = strlen(m->engine);
+        snprintf(m->engine + used, sizeof m->engine - used, "%s%s", used ? "; " : "", note);
+    }
     *out = m;
     return 0;
 fail:
@@ -282,6 +418,7 @@ void sms_model_free(sms_model_t *m)
     for (size_t i = 0; i < m->count; i++) {
         if (m->members[i].booster)
             XGBoosterFree(m->members[i].booster);
+        sms_forest_free(m->members[i].forest);
         pthread_mutex_destroy(&m->members[i].lock);
     }
     free(m->members);
@@ -334,46 +471,38 @@ int sms_model_predict(sms_model_t *m, const float *x, size_t rows, sms_matrix_t 
     out->cols = m->num_output;
     if (rows == 0)
         return 0;
-    float *labels = NULL;
-    if (m->vote && !(labels = malloc(total * m->count * sizeof *labels)))
-        return sms_error_set(err, 500, "out of memory for the ensemble vote");
+    if (m->count == 1)
+        return predict_member(&m->members[0], x, rows, m->num_feature, total, out->values, err);
+
+    /* Ensembles: a vote keeps every member's labels; a mean adds each
+     * member into the output in turn. */
+    size_t scratch = m->vote ? total * m->count + m->count : total;
+    if (sms_matrix_reserve(&thread_scratch, scratch) < 0)
+        return sms_error_set(err, 500, "out of memory for the ensemble's predictions");
+    float *work = thread_scratch.values;
     for (size_t i = 0; i < m->count; i++) {
-        const float *res;
-        size_t values = 0;
-        if (predict_member(&m->members[i], x, rows, m->num_feature, &res, &values, err) < 0)
-            goto fail;
-        if (values != total) {
-            sms_error_set(err, 500, "XGBoost returned %zu values for %zu rows, expected %zu",
-                          values, rows, total);
-            goto fail;
-        }
-        if (m->vote)
-            memcpy(labels + i * total, res, total * sizeof *res);
-        else if (i == 0)
-            memcpy(out->values, res, total * sizeof *res);
-        else
+        float *dst = m->vote ? work + i * total : i == 0 ? out->values : work;
+        if (predict_member(&m->members[i], x, rows, m->num_feature, total, dst, err) < 0)
+            return -1;
+        if (!m->vote && i > 0)
             for (size_t k = 0; k < total; k++)
-                out->values[k] += res[k];
+                out->values[k] += work[k];
     }
     if (m->vote) {
-        float *column = malloc(m->count * sizeof *column);
-        if (!column) {
-            sms_error_set(err, 500, "out of memory for the ensemble vote");
-            goto fail;
-        }
+        float *column = work + total * m->count;
         for (size_t k = 0; k < total; k++) {
             for (size_t i = 0; i < m->count; i++)
-                column[i] = labels[i * total + k];
+                column[i] = work[i * total + k];
             out->values[k] = vote_value(column, m->count);
         }
-        free(column);
-    } else if (m->count > 1) {
+    } else {
         for (size_t k = 0; k < total; k++)
             out->values[k] /= (float)m->count;
     }
-    free(labels);
     return 0;
-fail:
-    free(labels);
-    return -1;
+}
+
+const char *sms_model_engine(const sms_model_t *m)
+{
+    return m->engine;
 }

@@ -1,7 +1,8 @@
 /* Decimal text to float32 and back, for the request decoders and response
  * encoders. Parsing is on the hot path (every feature value of every request
- * goes through it), so plain short decimals take a fast path that gives the
- * same bits as strtof; everything else goes to strtof itself. */
+ * goes through it), so plain decimals of up to 19 significant digits take a
+ * fast path that gives the same bits as strtof (or steps aside when it cannot
+ * prove it does); everything else goes to strtof itself. */
 #include "smserve/number.h"
 
 #include <float.h>
@@ -12,18 +13,15 @@
 #include <string.h>
 
 #define MAX_TOKEN_BYTES 1024
-#define FAST_MAX_DIGITS 7  /* 10^7 - 1 < 2^24: the significand is exact in float */
-#define FAST_MAX_EXP10  10 /* 10^10 = 2^10 * 5^10 and 5^10 < 2^24: exact in float */
+#define FAST_MAX_DIGITS 19 /* significant digits that always fit a uint64_t */
+#define FAST_MAX_EXP10  22 /* 10^22 = 2^22 * 5^22 and 5^22 < 2^53: exact in double */
+#define TWO_POW_53      (UINT64_C(1) << 53)
 
-/* The fast path relies on each float operation being rounded to float, not
+/* The fast path relies on each double operation being rounded to double, not
  * carried out in a wider format (x87) and rounded twice. */
 #if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
 #define SMS_NO_FAST_FLOAT 1
 #endif
-
-static const float pow10f_exact[FAST_MAX_EXP10 + 1] = {
-    1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f, 1e6f, 1e7f, 1e8f, 1e9f, 1e10f,
-};
 
 static int is_digit(char c)
 {
@@ -49,91 +47,127 @@ static int parse_slow(const char *p, size_t n, float *out)
     return 0;
 }
 
-/* Fast path: [+-]digits[.digits][(e|E)[+-]digits] whose significand (leading
- * zeros dropped, trailing zeros folded into the exponent) has at most 7 digits
- * and whose decimal exponent is within +-10. Then m and 10^|e| are both exact
- * floats and m * 10^e (or m / 10^-e) is a single correctly rounded float
- * operation, which is exactly the correctly rounded value strtof returns.
- * (Parsing to double with strtod and then narrowing to float rounds twice and
- * is wrong for some inputs, which is why this is not (float)strtod.)
- * tests/test_number.c checks this path bit for bit against strtof over
- * a million random decimals and the edge cases. Returns 1 when it produced *out,
- * 0 when the text must go to strtof (which also decides what is invalid). */
-static int parse_fast(const char *p, const char *end, float *out)
+#ifndef SMS_NO_FAST_FLOAT
+static const double pow10_exact[FAST_MAX_EXP10 + 1] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* d is the double nearest to some exact value x, and lies in the normal float
+ * range. Unless d is exactly half-way between two adjacent floats, (float)d is
+ * the float nearest to x: rounding to nearest is monotonic and every float
+ * midpoint m is a double, so x < m gives d <= m, x > m gives d >= m, and with
+ * d != m, x and d are on the same side of every midpoint. A float midpoint
+ * has exactly the bit pattern 1000...0 in the 29 mantissa bits a float drops.
+ * Returns 1 with *out set, or 0 for a midpoint (strtof decides those). */
+static int narrow_to_float(double d, float *out)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    if ((bits & 0x1FFFFFFFu) == 0x10000000u)
+        return 0;
+    *out = (float)d;
+    return 1;
+}
+
+/* The float nearest to w * 10^e (w > 0), or 0 when that is not provably
+ * exact here. With w < 2^53 and |e| <= 22 both w and 10^|e| are exact doubles
+ * and w * 10^e (or w / 10^-e) is one correctly rounded double operation
+ * (Clinger), in [1e-22, 2^53 * 1e22], well inside the normal float range; see
+ * narrow_to_float for the step to float. A w of 2^53 or more loses its last
+ * digits to fit: then the exact value lies between w' * 10^e' and
+ * (w' + 1) * 10^e', and when both bounds round to the same float, so does
+ * everything between them. */
+static int decimal_to_float(uint64_t w, int e, float *out)
+{
+    int inexact = 0;
+    while (w >= TWO_POW_53) {
+        inexact |= w % 10 != 0;
+        w /= 10;
+        e++;
+    }
+    if (e < -FAST_MAX_EXP10 || e > FAST_MAX_EXP10)
+        return 0;
+    double scale = pow10_exact[e < 0 ? -e : e];
+    double lo = e < 0 ? (double)w / scale : (double)w * scale;
+    if (!narrow_to_float(lo, out))
+        return 0;
+    if (inexact) {
+        float hi;
+        double up = e < 0 ? (double)(w + 1) / scale : (double)(w + 1) * scale;
+        if (!narrow_to_float(up, &hi) || hi != *out)
+            return 0;
+    }
+    return 1;
+}
+
+/* The exponent at p (just past the 'e'): [+-]digits. Adds it to *exp10 and
+ * returns its end, or NULL when there are no digits. */
+static const char *scan_exponent(const char *p, const char *end, int *exp10)
+{
+    int negative = 0, e = 0;
+    if (p < end && (*p == '+' || *p == '-'))
+        negative = *p++ == '-';
+    if (p >= end || !is_digit(*p))
+        return NULL;
+    for (; p < end && is_digit(*p); p++)
+        if (e < 100000) /* far outside the fast range already */
+            e = e * 10 + (*p - '0');
+    *exp10 += negative ? -e : e;
+    return p;
+}
+#endif
+
+/* Contract in number.h. *stop is set before the conversion, so a caller's
+ * next value never waits on its division. */
+int sms_scan_float(const char *p, const char *end, float *out, const char **stop)
 {
 #ifdef SMS_NO_FAST_FLOAT
     (void)p;
     (void)end;
     (void)out;
+    (void)stop;
     return 0;
 #else
-    int negative = 0;
-    uint32_t m = 0;
-    int digits = 0; /* significant digits held in m */
-    int zeros = 0;  /* zeros seen after m's last digit, not yet in m */
-    int frac_digits = 0;
-    int any_digit = 0;
-
-    if (p < end && (*p == '+' || *p == '-'))
-        negative = *p++ == '-';
-
-    for (int in_frac = 0;; p++) {
-        if (p < end && *p == '.' && !in_frac) {
-            in_frac = 1;
-            continue;
-        }
-        if (p >= end || !is_digit(*p))
-            break;
-        any_digit = 1;
-        frac_digits += in_frac;
-        int d = *p - '0';
-        if (d == 0) {
-            if (m != 0)
-                zeros++;
-            continue;
-        }
-        digits += zeros + 1;
-        if (digits > FAST_MAX_DIGITS)
-            return 0;
-        for (; zeros > 0; zeros--)
-            m *= 10;
-        m = m * 10 + (uint32_t)d;
-    }
-    if (!any_digit)
-        return 0;
-
+    const char *start = p;
+    uint64_t w = 0;
+    ptrdiff_t nd = 0; /* significant digits in w */
     int exp10 = 0;
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        int exp_negative = 0;
-        if (p < end && (*p == '+' || *p == '-'))
-            exp_negative = *p++ == '-';
-        if (p >= end || !is_digit(*p))
-            return 0;
-        for (; p < end && is_digit(*p); p++) {
-            if (exp10 > 1000)
-                return 0; /* far outside the fast range; let strtof decide */
-            exp10 = exp10 * 10 + (*p - '0');
-        }
-        if (exp_negative)
-            exp10 = -exp10;
-    }
-    if (p != end)
-        return 0;
+    unsigned d;
 
-    float v;
-    if (m == 0) {
-        v = 0.0f;
+    int negative = p < end && *p == '-';
+    p += negative;
+    if (p >= end || !is_digit(*p))
+        return 0;
+    if (*p == '0') {
+        p++;
+        if (p < end && is_digit(*p))
+            return 0; /* a leading zero */
     } else {
-        exp10 += zeros - frac_digits;
-        if (exp10 > FAST_MAX_EXP10 || exp10 < -FAST_MAX_EXP10)
-            return 0;
-        v = (float)m;
-        if (exp10 >= 0)
-            v *= pow10f_exact[exp10];
-        else
-            v /= pow10f_exact[-exp10];
+        for (; p < end && (d = (unsigned)(unsigned char)*p - '0') < 10; p++, nd++)
+            w = w * 10 + d; /* wraps past 19 digits; refused below */
     }
+    if (p < end && *p == '.') {
+        const char *frac = ++p;
+        for (; p < end && (d = (unsigned)(unsigned char)*p - '0') < 10; p++) {
+            w = w * 10 + d;
+            nd += w != 0; /* leading zeros are not significant */
+        }
+        if (p == frac || p - start > MAX_TOKEN_BYTES)
+            return 0;
+        exp10 = -(int)(p - frac);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p = scan_exponent(p + 1, end, &exp10);
+        if (!p)
+            return 0;
+    }
+    if (nd > FAST_MAX_DIGITS || p - start > MAX_TOKEN_BYTES)
+        return 0;
+    *stop = p;
+    float v = 0.0f;
+    if (w != 0 && !decimal_to_float(w, exp10, &v))
+        return 0;
     *out = negative ? -v : v;
     return 1;
 #endif
@@ -141,9 +175,10 @@ static int parse_fast(const char *p, const char *end, float *out)
 
 int sms_parse_float(const char *p, const char *end, float *out)
 {
+    const char *stop;
     if (!p || end < p || (size_t)(end - p) > MAX_TOKEN_BYTES)
         return -1;
-    if (parse_fast(p, end, out))
+    if (sms_scan_float(p, end, out, &stop) && stop == end)
         return 0;
     return parse_slow(p, (size_t)(end - p), out);
 }

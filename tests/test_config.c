@@ -18,6 +18,7 @@ static const char *const VARS[] = {
     "SMSERVE_CONNECTIONS",
     "SMSERVE_ALLOW_NEWER",
     "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
+    "SMSERVE_ENGINE",
     NULL,
 };
 
@@ -42,6 +43,7 @@ static void defaults(void **state)
     assert_int_equal(cfg.max_content_length, 6291456);
     assert_int_equal(cfg.default_accept, SMS_ENC_CSV);
     assert_false(cfg.allow_newer);
+    assert_true(cfg.native_engine);
     /* connection threads always outnumber prediction workers */
     assert_true(cfg.connections > cfg.workers);
     assert_true(cfg.connections >= 64);
@@ -57,6 +59,7 @@ static void valid_values(void **state)
     setenv("MAX_CONTENT_LENGTH", "1000", 1);
     setenv("SMSERVE_ALLOW_NEWER", "true", 1);
     setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json", 1);
+    setenv("SMSERVE_ENGINE", "xgboost", 1);
     sms_config_t cfg;
     sms_error_t err = {0};
     assert_int_equal(sms_config_from_env(&cfg, &err), 0);
@@ -67,6 +70,7 @@ static void valid_values(void **state)
     assert_int_equal(cfg.max_content_length, 1000);
     assert_true(cfg.allow_newer);
     assert_int_equal(cfg.default_accept, SMS_ENC_JSON);
+    assert_false(cfg.native_engine);
 }
 
 static void expect_invalid(const char *name, const char *value)
@@ -93,6 +97,7 @@ static void invalid_values(void **state)
     expect_invalid("MAX_CONTENT_LENGTH", "-5");
     expect_invalid("MAX_CONTENT_LENGTH", "99999999999999999999999");
     expect_invalid("SMSERVE_ALLOW_NEWER", "maybe");
+    expect_invalid("SMSERVE_ENGINE", "gpu");
     expect_invalid("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/x-recordio-protobuf");
 }
 

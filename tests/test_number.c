@@ -182,6 +182,70 @@ static void random_decimals_match_strtof(void **state)
     }
 }
 
+/* 13 to 21 significant digits, exponents around the fast path's +-22 edge:
+ * the path that drops digits past 2^53 and checks both bounds, and strtof
+ * beyond it. Also exact integers at and beside float midpoints above 2^24
+ * (which the fast path must leave to strtof). */
+static void long_decimals_match_strtof(void **state)
+{
+    (void)state;
+    char s[96];
+    for (int i = 0; i < 300000; i++) {
+        size_t n = 0;
+        if (rnd() & 1)
+            s[n++] = '-';
+        int ndig = 13 + (int)(rnd() % 9);
+        int point = (int)(rnd() % (uint32_t)(ndig + 1)) - 1;
+        s[n++] = (char)('1' + rnd() % 9);
+        for (int d = 1; d < ndig; d++) {
+            if (d == point)
+                s[n++] = '.';
+            s[n++] = (char)('0' + rnd() % 10);
+        }
+        if (rnd() % 2)
+            n += (size_t)snprintf(s + n, sizeof s - n, "e%d", (int)(rnd() % 61) - 30);
+        check_same_as_strtof(s, n);
+    }
+    for (int shift = 1; shift <= 29; shift++) {
+        for (int i = 0; i < 2000; i++) {
+            uint64_t m = (UINT64_C(1) << 23) | (rnd() & 0x7FFFFF);
+            uint64_t mid = (m << shift) + (UINT64_C(1) << (shift - 1));
+            for (int delta = -1; delta <= 1; delta++) {
+                int k = snprintf(s, sizeof s, "%llu", (unsigned long long)(mid + (uint64_t)delta));
+                check_same_as_strtof(s, (size_t)k);
+            }
+        }
+    }
+}
+
+/* The decoders' scanner stops where the number stops: whatever it returns,
+ * [p, stop) must be a number strtof reads in full to the same bits, with any
+ * bytes after it (and none read past end). */
+static void scanner_prefix_matches_strtof(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "0123456789012345678901234567890123456789.-+eE, ]\r\n\"x";
+    char s[64];
+    for (int i = 0; i < 300000; i++) {
+        size_t n = 1 + rnd() % (sizeof s - 1);
+        for (size_t k = 0; k < n; k++)
+            s[k] = alphabet[rnd() % (sizeof alphabet - 1)];
+        char *g = guard_region + GUARD_BYTES - n;
+        memcpy(g, s, n);
+        float got = 0, want = 0;
+        const char *stop = NULL;
+        if (!sms_scan_float(g, g + n, &got, &stop))
+            continue;
+        assert_true(stop > g && stop <= g + n);
+        size_t len = (size_t)(stop - g);
+        if (ref_parse(s, len, &want) != 0 || float_bits(got) != float_bits(want)) {
+            print_error("prefix '%.*s' of '%.*s': bits %08x, strtof %08x\n", (int)len, s, (int)n, s,
+                        (unsigned)float_bits(got), (unsigned)float_bits(want));
+            fail();
+        }
+    }
+}
+
 static void overlong_tokens_are_refused(void **state)
 {
     (void)state;
@@ -294,6 +358,8 @@ int main(void)
         cmocka_unit_test(edge_cases_match_strtof),
         cmocka_unit_test(float_neighbours_match_strtof),
         cmocka_unit_test(random_decimals_match_strtof),
+        cmocka_unit_test(long_decimals_match_strtof),
+        cmocka_unit_test(scanner_prefix_matches_strtof),
         cmocka_unit_test(overlong_tokens_are_refused),
         cmocka_unit_test(hostile_bytes_match_strtof),
         cmocka_unit_test(format_examples),

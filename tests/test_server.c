@@ -393,23 +393,16 @@ static void stop_server(tu_server_t *s, const char *what)
 
 /* -------------------------------------------------------------- serve cases */
 
-static void serve_one(const char *what, const char *model_dir, const char *req_base,
-                      const char *check_path)
+/* Starts a server on model_dir with env, and checks every request form
+ * against the expected predictions. */
+static void serve_requests(const char *what, const char *model_dir, const char *const *env,
+                           const char *csv, size_t csv_len, const char *json, size_t json_len,
+                           const table_t *want_table)
 {
-    char *csv_path, *json_path, *exp_path;
-    if (asprintf(&csv_path, "%s.csv", req_base) < 0 ||
-        asprintf(&json_path, "%s.json", req_base) < 0 ||
-        asprintf(&exp_path, "%s.expected", req_base) < 0)
-        fail();
-    size_t csv_len, json_len;
-    char *csv = read_text(csv_path, &csv_len);
-    char *json = read_text(json_path, &json_len);
-    table_t want;
-    load_expected(exp_path, &want);
-
+    const table_t *want = want_table;
     tu_server_t s;
-    if (start_server(&s, model_dir, NULL) == 0) {
-        char label[256];
+    if (start_server(&s, model_dir, env) == 0) {
+        char label[512];
         tu_response_t r;
         struct {
             const char *ct, *accept, *body;
@@ -428,17 +421,50 @@ static void serve_one(const char *what, const char *model_dir, const char *req_b
                 CHECK(0, "%s: no response", label);
                 continue;
             }
-            check_predictions(label, &r, &want,
+            check_predictions(label, &r, want,
                               reqs[i].accept && strcmp(reqs[i].accept, "application/json") == 0);
             tu_response_free(&r);
         }
         stop_server(&s, what);
+    }
+}
+
+static void serve_one(const char *what, const char *model_dir, const char *req_base,
+                      const char *check_path)
+{
+    char *csv_path, *json_path, *exp_path;
+    if (asprintf(&csv_path, "%s.csv", req_base) < 0 ||
+        asprintf(&json_path, "%s.json", req_base) < 0 ||
+        asprintf(&exp_path, "%s.expected", req_base) < 0)
+        fail();
+    size_t csv_len, json_len;
+    char *csv = read_text(csv_path, &csv_len);
+    char *json = read_text(json_path, &json_len);
+    table_t want;
+    load_expected(exp_path, &want);
+
+    /* Both engines must predict what python's xgboost predicts: the native
+     * evaluator (the default) and the C API it falls back to. */
+    static const char *const native_env[] = {NULL};
+    static const char *const capi_env[] = {"SMSERVE_ENGINE=xgboost", NULL};
+    const char *const *engines[] = {native_env, capi_env};
+    for (size_t e = 0; e < 2; e++) {
+        char engine_what[256];
+        snprintf(engine_what, sizeof engine_what, "%s (%s)", what,
+                 e == 0 ? "native engine" : "SMSERVE_ENGINE=xgboost");
+        serve_requests(engine_what, model_dir, engines[e], csv, csv_len, json, json_len, &want);
     }
 
     char *out = NULL;
     const char *argv[] = {SMS_BINARY, "check", check_path, NULL};
     int rc = tu_run_timed(argv, NULL, 30, &out, NULL);
     CHECK(rc == 0, "%s: smserve check %s: exit %d, want 0; output:\n%s", what, check_path, rc, out);
+    /* Every tree model of the acceptance set passes the parity gate; a
+     * gblinear model says why it stays on the C API. */
+    const char *engine = strstr(what, "gblinear") ? "XGBoost C API (gblinear" : "native evaluator";
+    CHECK(out && strstr(out, engine),
+          "%s: smserve check does not report engine \"%s\"; output:\n%s", what, engine,
+          out ? out : "");
     free(out);
 
     table_free(&want);

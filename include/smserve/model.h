@@ -6,6 +6,7 @@
 #ifndef SMSERVE_MODEL_H
 #define SMSERVE_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "smserve/artifact.h"
 #include "smserve/buf.h"
@@ -14,16 +15,23 @@
 typedef struct sms_model sms_model_t;
 
 /* Loads every artifact of an ok set into boosters (nthread 1), then
- * confirms that each booster reports the num_feature and objective its file
- * declared, and that all members of an ensemble agree. On failure returns -1
- * with diag filled (check "load") and *out NULL. Free with sms_model_free. */
-int sms_model_load(const sms_artifact_set_t *set, sms_model_t **out, sms_diag_t *diag);
+ * confirms that each booster reports the num_feature, objective and
+ * base_score its file declared, and that all members of an ensemble agree.
+ * With `native`, each tree booster is compiled into the native evaluator
+ * and kept there if it passes the parity gate (within 1 float32 ulp of the
+ * C API on a probe batch); otherwise, or without `native`, it predicts
+ * through the C API. sms_model_engine says which and why. On failure
+ * returns -1 with diag filled (check "load") and *out NULL. Free with
+ * sms_model_free. */
+int sms_model_load(const sms_artifact_set_t *set, bool native, sms_model_t **out, sms_diag_t *diag);
 void sms_model_free(sms_model_t *m);
 
 size_t sms_model_num_feature(const sms_model_t *m);
 size_t sms_model_num_output(const sms_model_t *m); /* values per row */
 const char *sms_model_objective(const sms_model_t *m);
 size_t sms_model_size(const sms_model_t *m); /* boosters in the ensemble */
+/* One clause per member: the engine that serves it and why. */
+const char *sms_model_engine(const sms_model_t *m);
 
 /* Predicts rows x num_feature floats (NaN = missing) into out (reset, then
  * rows x num_output values). Thread-safe. -1 with err (status 500, or 400

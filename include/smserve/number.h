@@ -13,6 +13,14 @@
  * in full (or is longer than 1024 bytes). */
 int sms_parse_float(const char *p, const char *end, float *out);
 
+/* The decoders' number scanner: parses the number at the start of [p, end),
+ * never reading at or past end. Returns 1 when *out is exactly what strtof
+ * gives for [p, *stop) (the caller checks that what follows ends the token),
+ * or 0 when the fast path does not apply and sms_parse_float must decide.
+ * The grammar is JSON's number, -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?,
+ * with at most 19 significant digits and 1024 bytes. */
+int sms_scan_float(const char *p, const char *end, float *out, const char **stop);
+
 /* Writes the shortest decimal text that strtof parses back to exactly `v`
  * ("nan", "inf", "-inf" for non-finite values). out must hold 32 bytes.
  * Returns the length written (no NUL counted; out is NUL-terminated).
