@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct sms_http {
 
 /* A connection thread's buffers, kept for its whole life. */
 typedef struct thread_buffers {
+    sms_buf_t head; /* the response's status line and headers */
     sms_buf_t body;
     sms_matrix_t rows;
     sms_matrix_t preds;
@@ -52,6 +54,7 @@ static void on_thread_exit(const struct mg_context *ctx, int thread_type, void *
     (void)ctx;
     (void)thread_type;
     (void)ptr;
+    sms_buf_free(&tbuf.head);
     sms_buf_free(&tbuf.body);
     sms_matrix_free(&tbuf.rows);
     sms_matrix_free(&tbuf.preds);
@@ -66,20 +69,74 @@ static int on_log(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* Whether CivetWeb keeps this connection open after the response: its own
+ * rule (an explicit Connection header decides, else HTTP/1.1 means yes). */
+static bool keeps_alive(const struct mg_connection *c)
+{
+    const char *conn = mg_get_header(c, "Connection");
+    if (conn)
+        return strcasestr(conn, "keep-alive") != NULL;
+    const char *version = mg_get_request_info(c)->http_version;
+    return version && strcmp(version, "1.1") == 0;
+}
+
+/* The Date header's value, formatted at most once a second per thread. */
+static const char *http_date(void)
+{
+    static _Thread_local time_t cached_at;
+    static _Thread_local char text[40];
+    time_t now = time(NULL);
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_at = now;
+    }
+    return text;
+}
+
+/* Bodies up to this size go out in the same write as the headers. */
+#define ONE_WRITE_BYTES 65536
+
 static void send_bytes(struct mg_connection *c, int status, const char *content_type,
                        const char *body, size_t len, const char *extra_name,
                        const char *extra_value)
 {
-    char length[32];
-    snprintf(length, sizeof length, "%zu", len);
-    mg_response_header_start(c, status);
-    if (content_type)
-        mg_response_header_add(c, "Content-Type", content_type, -1);
-    mg_response_header_add(c, "Content-Length", length, -1);
-    if (extra_name)
+    if (extra_name && !strcasecmp(extra_name, "Connection")) {
+        /* Only CivetWeb's header API makes it close the connection after
+         * the handler; these replies are rare. */
+        char length[32];
+        snprintf(length, sizeof length, "%zu", len);
+        mg_response_header_start(c, status);
+        if (content_type)
+            mg_response_header_add(c, "Content-Type", content_type, -1);
+        mg_response_header_add(c, "Content-Length", length, -1);
         mg_response_header_add(c, extra_name, extra_value, -1);
-    mg_response_header_send(c);
-    if (len)
+        mg_response_header_send(c);
+        if (len)
+            mg_write(c, body, len);
+        return;
+    }
+    /* Everything else is one write: CivetWeb's header API sends each header
+     * line separately, which costs a syscall and a packet per line. */
+    sms_buf_reset(&tbuf.head);
+    int rc = sms_buf_printf(&tbuf.head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n", status,
+                            mg_get_response_code_text(c, status),
+                            content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                            content_type ? "\r\n" : "", len);
+    if (rc == 0 && extra_name)
+        rc = sms_buf_printf(&tbuf.head, "%s: %s\r\n", extra_name, extra_value);
+    if (rc == 0)
+        rc = sms_buf_printf(&tbuf.head, "Date: %s\r\nConnection: %s\r\n\r\n", http_date(),
+                            keeps_alive(c) ? "keep-alive" : "close");
+    if (rc == 0 && len && len <= ONE_WRITE_BYTES)
+        rc = sms_buf_append(&tbuf.head, body, len);
+    if (rc < 0) {
+        mg_send_http_error(c, 500, "out of memory");
+        return;
+    }
+    mg_write(c, tbuf.head.data, tbuf.head.len);
+    if (len > ONE_WRITE_BYTES)
         mg_write(c, body, len);
 }
 
