@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Runs every benchmark in one go: builds (Release) into build/ unless
+# Runs every benchmark in one go: builds (Release) into build-bench/ unless
 # BUILD_DIR says otherwise, then the engine bench, the decode bench and the
 # HTTP bench, after a line on the machine they ran on. Takes a few minutes.
 #
-#   bench/run.sh    env: BUILD_DIR (build); BENCH_SECONDS, BENCH_ROUNDS (see http.sh)
+#   bench/run.sh    env: BUILD_DIR (build-bench); BENCH_SECONDS, BENCH_ROUNDS (see http.sh)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$root/build}
+build=${BUILD_DIR:-$root/build-bench}
 cd "$root"
 
 mkdir -p "$build"

@@ -12,9 +12,10 @@
 #define TOKEN_QUOTE_BYTES 32 /* how much of a bad token an error message shows */
 
 typedef struct csv_state {
-    char delim;  /* ',', '\t', ' ' (runs of blanks), or 0 (one column) */
-    size_t cols; /* row width, 0 until the first row when not expected */
-    size_t line; /* 1-based line number of the row being decoded */
+    char delim;           /* ',', '\t', ' ' (runs of blanks), or 0 (one column) */
+    size_t cols;          /* row width, 0 until the first row when not expected */
+    size_t line;          /* 1-based line number of the row being decoded */
+    const char *body_end; /* numbers are scanned up to here, not the row's end */
     sms_matrix_t *out;
     size_t n; /* values written to out->values */
     sms_error_t *err;
@@ -116,7 +117,11 @@ static int decode_field(csv_state_t *s, const char *p, const char *end, size_t c
 /* The fields of a comma or tab separated row [p, end), parsed in the same
  * pass that finds their ends: a field that is just a plain number followed
  * by the delimiter (or the end) never needs a second look. Any other field
- * (blanks, quotes, strtof's forms, errors) goes through decode_field. */
+ * (blanks, quotes, strtof's forms, errors) goes through decode_field.
+ * Numbers are scanned with the body's end as the limit, so that the scanner
+ * may load whole words across the row's end (the bigger the window, the
+ * more often its fast path applies); a number never runs into the '\r' or
+ * '\n' that ends a row, and a scan that stops past `end` is refused. */
 static int decode_delimited(csv_state_t *s, const char *p, const char *end)
 {
     const char delim = s->delim;
@@ -126,7 +131,7 @@ static int decode_delimited(csv_state_t *s, const char *p, const char *end)
         if (p == end || *p == delim) {
             field_end = p;
         } else {
-            if (!sms_scan_float(p, end, &v, &field_end) ||
+            if (!sms_scan_float(p, s->body_end, &v, &field_end) || field_end > end ||
                 (field_end != end && *field_end != delim)) {
                 field_end = memchr(p, delim, (size_t)(end - p));
                 if (!field_end)
@@ -192,8 +197,8 @@ int sms_csv_decode(const char *body, size_t len, size_t expect_cols, sms_matrix_
     if (len == 0)
         return 0;
 
-    csv_state_t s = {.cols = expect_cols, .out = out, .err = err};
     const char *p = body, *end = body + len;
+    csv_state_t s = {.cols = expect_cols, .body_end = end, .out = out, .err = err};
     int sniffed = 0;
     if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
         p += 3; /* a UTF-8 byte order mark, as spreadsheet exports write */

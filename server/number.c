@@ -48,10 +48,87 @@ static int parse_slow(const char *p, size_t n, float *out)
 }
 
 #ifndef SMS_NO_FAST_FLOAT
+#if defined(__GNUC__) || defined(__clang__)
+#define LIKELY(x)   __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define INLINE      inline __attribute__((always_inline))
+#else
+#define INLINE      inline
+#define LIKELY(x)   (x)
+#define UNLIKELY(x) (x)
+#endif
+
+/* Eight digits at a time (SWAR) needs the first byte in memory to be the
+ * low byte of a loaded word, and a count-trailing-zeros; elsewhere the
+ * scalar loop does all the work. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&                        \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(SMS_NO_SWAR)
+#define SMS_SWAR 1
+#endif
+
 static const double pow10_exact[FAST_MAX_EXP10 + 1] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
+
+#ifdef SMS_SWAR
+static const uint64_t pow10_u64[9] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+};
+
+#define BYTES(b) (UINT64_C(0x0101010101010101) * (b))
+
+/* How many of the 8 bytes in `chunk` (first byte lowest) are digits before
+ * the first one that is not. A byte b is a digit when its high nibble and
+ * that of b + 6 are both 3; a carry out of b + 6 only happens for b >= 0xFA,
+ * a non-digit, so it can only disturb bytes after the first non-digit. */
+static INLINE unsigned digit_run(uint64_t chunk)
+{
+    uint64_t t = (chunk & BYTES(0xF0)) | (((chunk + BYTES(0x06)) & BYTES(0xF0)) >> 4);
+    t ^= BYTES(0x33);
+    return t ? (unsigned)__builtin_ctzll(t) >> 3 : 8;
+}
+
+/* The value of the first n (0..8) bytes of `chunk`, all digits. Subtracting
+ * '0' borrows only upward, from bytes past the digits, and the shift drops
+ * those bytes and puts n digits behind 8 - n leading zeros; then pairs,
+ * quads and the two halves are combined by three multiplications. */
+static INLINE uint64_t digit_value(uint64_t chunk, unsigned n)
+{
+    uint64_t v = (chunk - BYTES('0')) << ((8 * (8 - n)) & 63);
+    v &= -(uint64_t)(n != 0);
+    v = v * 10 + (v >> 8);
+    return (((v & UINT64_C(0x000000FF000000FF)) * (100 + (UINT64_C(1000000) << 32))) +
+            (((v >> 16) & UINT64_C(0x000000FF000000FF)) * (1 + (UINT64_C(10000) << 32)))) >>
+           32;
+}
+#endif
+
+/* The digits at p: appends them to *w (w = w * 10 + digit, wrapping past 19
+ * digits, which the caller refuses) and returns how many there were. */
+static INLINE size_t scan_digits(const char *p, const char *end, uint64_t *w)
+{
+    const char *start = p;
+    uint64_t v = *w;
+    unsigned d;
+#ifdef SMS_SWAR
+    while (end - p >= 8) {
+        uint64_t chunk;
+        memcpy(&chunk, p, sizeof chunk);
+        unsigned n = digit_run(chunk);
+        v = v * pow10_u64[n] + digit_value(chunk, n);
+        p += n;
+        if (n < 8) {
+            *w = v;
+            return (size_t)(p - start);
+        }
+    }
+#endif
+    for (; p < end && (d = (unsigned)(unsigned char)*p - '0') < 10; p++)
+        v = v * 10 + d;
+    *w = v;
+    return (size_t)(p - start);
+}
 
 /* d is the double nearest to some exact value x, and lies in the normal float
  * range. Unless d is exactly half-way between two adjacent floats, (float)d is
@@ -64,7 +141,7 @@ static int narrow_to_float(double d, float *out)
 {
     uint64_t bits;
     memcpy(&bits, &d, sizeof bits);
-    if ((bits & 0x1FFFFFFFu) == 0x10000000u)
+    if (UNLIKELY((bits & 0x1FFFFFFFu) == 0x10000000u))
         return 0;
     *out = (float)d;
     return 1;
@@ -81,18 +158,18 @@ static int narrow_to_float(double d, float *out)
 static int decimal_to_float(uint64_t w, int e, float *out)
 {
     int inexact = 0;
-    while (w >= TWO_POW_53) {
+    while (UNLIKELY(w >= TWO_POW_53)) {
         inexact |= w % 10 != 0;
         w /= 10;
         e++;
     }
-    if (e < -FAST_MAX_EXP10 || e > FAST_MAX_EXP10)
+    if (UNLIKELY(e < -FAST_MAX_EXP10 || e > FAST_MAX_EXP10))
         return 0;
     double scale = pow10_exact[e < 0 ? -e : e];
     double lo = e < 0 ? (double)w / scale : (double)w * scale;
     if (!narrow_to_float(lo, out))
         return 0;
-    if (inexact) {
+    if (UNLIKELY(inexact)) {
         float hi;
         double up = e < 0 ? (double)(w + 1) / scale : (double)(w + 1) * scale;
         if (!narrow_to_float(up, &hi) || hi != *out)
@@ -116,6 +193,16 @@ static const char *scan_exponent(const char *p, const char *end, int *exp10)
     *exp10 += negative ? -e : e;
     return p;
 }
+
+/* The significant digits in [p, end), digits with a '.' at dot (or no dot,
+ * NULL): all but the leading zeros. Only asked when there are more than
+ * FAST_MAX_DIGITS digits in all, which real data rarely has. */
+static size_t significant_digits(const char *p, const char *end, const char *dot)
+{
+    while (p < end && (*p == '0' || p == dot))
+        p++;
+    return (size_t)(end - p) - (dot && dot >= p);
+}
 #endif
 
 /* Contract in number.h. *stop is set before the conversion, so a caller's
@@ -129,46 +216,88 @@ int sms_scan_float(const char *p, const char *end, float *out, const char **stop
     (void)stop;
     return 0;
 #else
-    const char *start = p;
+    const char *start = p, *digits, *dot = NULL;
     uint64_t w = 0;
-    ptrdiff_t nd = 0; /* significant digits in w */
+    size_t nd, nf = 0;
     int exp10 = 0;
-    unsigned d;
 
     int negative = p < end && *p == '-';
     p += negative;
-    if (p >= end || !is_digit(*p))
-        return 0;
-    if (*p == '0') {
-        p++;
-        if (p < end && is_digit(*p))
-            return 0; /* a leading zero */
-    } else {
-        for (; p < end && (d = (unsigned)(unsigned char)*p - '0') < 10; p++, nd++)
-            w = w * 10 + d; /* wraps past 19 digits; refused below */
-    }
-    if (p < end && *p == '.') {
-        const char *frac = ++p;
-        for (; p < end && (d = (unsigned)(unsigned char)*p - '0') < 10; p++) {
-            w = w * 10 + d;
-            nd += w != 0; /* leading zeros are not significant */
+    digits = p;
+#ifdef SMS_SWAR
+    /* The common shape, 1 to 7 integer digits and a fraction of up to 8 (or
+     * none), in two loads and no branch on the text; 16 bytes cover both. */
+    if (LIKELY(end - p >= 16)) {
+        uint64_t chunk;
+        memcpy(&chunk, p, sizeof chunk);
+        nd = digit_run(chunk);
+        if (LIKELY(nd - 1 < 7)) {
+            /* a leading zero: one test, as the text decides it at random */
+            if (UNLIKELY((((unsigned)chunk & 0xFF) ^ '0') + (nd <= 1) == 0))
+                return 0;
+            w = digit_value(chunk, (unsigned)nd);
+            p += nd;
+            unsigned has_dot = *p == '.';
+            memcpy(&chunk, p + 1, sizeof chunk);
+            nf = digit_run(chunk) & (0u - has_dot);
+            if (UNLIKELY((nf | (has_dot ^ 1)) == 0))
+                return 0; /* a '.' with no digits after it */
+            w = w * pow10_u64[nf] + digit_value(chunk, (unsigned)nf);
+            dot = has_dot ? p : NULL;
+            p += has_dot + nf;
+            if (UNLIKELY(nf == 8)) {
+                size_t more = scan_digits(p, end, &w);
+                p += more;
+                nf += more;
+            }
+            nd += nf;
+            exp10 = -(int)nf;
+            goto digits_done;
         }
-        if (p == frac || p - start > MAX_TOKEN_BYTES)
-            return 0;
-        exp10 = -(int)(p - frac);
     }
-    if (p < end && (*p == 'e' || *p == 'E')) {
+#endif
+    nd = scan_digits(p, end, &w);
+    if (UNLIKELY(nd == 0 || (*p == '0' && nd > 1)))
+        return 0; /* no digits, or a leading zero */
+    p += nd;
+    if (p < end && *p == '.') {
+        dot = p;
+        nf = scan_digits(p + 1, end, &w);
+        if (UNLIKELY(nf == 0))
+            return 0;
+        p += nf + 1;
+        nd += nf;
+        exp10 = -(int)nf;
+    }
+#ifdef SMS_SWAR
+digits_done:
+#endif
+    if (UNLIKELY(p - start > MAX_TOKEN_BYTES))
+        return 0; /* before the exponent adds to exp10, which counts nf */
+    if (UNLIKELY(nd > FAST_MAX_DIGITS) && significant_digits(digits, p, dot) > FAST_MAX_DIGITS)
+        return 0;
+    if (UNLIKELY(p < end && (*p | 0x20) == 'e')) {
         p = scan_exponent(p + 1, end, &exp10);
         if (!p)
             return 0;
     }
-    if (nd > FAST_MAX_DIGITS || p - start > MAX_TOKEN_BYTES)
+    if (UNLIKELY(p - start > MAX_TOKEN_BYTES))
         return 0;
     *stop = p;
-    float v = 0.0f;
-    if (w != 0 && !decimal_to_float(w, exp10, &v))
+    float v;
+    if (LIKELY(w < TWO_POW_53 && exp10 <= 0 && exp10 >= -FAST_MAX_EXP10)) {
+        /* decimal_to_float's common case, with its branches decided here */
+        if (!narrow_to_float((double)w / pow10_exact[-exp10], &v))
+            return 0;
+    } else if (w == 0) {
+        v = 0.0f;
+    } else if (!decimal_to_float(w, exp10, &v)) {
         return 0;
-    *out = negative ? -v : v;
+    }
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits |= (uint32_t)negative << 31;
+    memcpy(out, &bits, sizeof bits);
     return 1;
 #endif
 }

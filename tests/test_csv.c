@@ -162,6 +162,71 @@ static void big_body_reuses_matrix(void **state)
     sms_buf_free(&b);
 }
 
+/* Numbers as clients write them (the shapes of bench_decode's mix and
+ * longer ones), in bodies of a few rows with CRLF or LF, missing fields and
+ * with or without a final newline, so that numbers sit at every distance
+ * from the row's and the body's end (the body right before a guard page):
+ * every value has exactly strtof's bits. */
+static void realistic_rows_match_strtof(void **state)
+{
+    (void)state;
+    sms_buf_t b = {0};
+    float want[64];
+    char tok[48];
+    for (int i = 0; i < 10000; i++) {
+        size_t rows = 1 + rnd() % 4, cols = 1 + rnd() % 8, n = 0;
+        const char *eol = rnd() % 4 == 0 ? "\r\n" : "\n";
+        sms_buf_reset(&b);
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t c = 0; c < cols; c++) {
+                double x = (double)rnd() / 4294967296.0 + (double)rnd() / 1.8446744073709552e19;
+                const char *sign = rnd() % 4 == 0 ? "-" : "";
+                uint32_t kind = rnd() % 8, scale = rnd() % 8;
+                if (kind == 0 && cols > 1)
+                    tok[0] = '\0';
+                else if (kind <= 1)
+                    snprintf(tok, sizeof tok, "%s%.6f", sign, x);
+                else if (kind == 2)
+                    snprintf(tok, sizeof tok, "%s%.*f", sign, (int)(rnd() % 4), x * 500);
+                else if (kind == 3)
+                    snprintf(tok, sizeof tok, "%s%u", sign, rnd() % (1u << (rnd() % 32)));
+                else if (kind == 4)
+                    snprintf(tok, sizeof tok, "%s%.*g", sign, 1 + (int)(rnd() % 3),
+                             x * pow(10, (int)scale * 3 - 12));
+                else if (kind == 5)
+                    snprintf(tok, sizeof tok, "%s%.9g", sign,
+                             (double)(float)(x * pow(10, (int)scale - 2)));
+                else
+                    snprintf(tok, sizeof tok, "%s%.*g", sign, 15 + (int)(rnd() % 5),
+                             x * pow(10, (int)scale - 3));
+                want[n++] = tok[0] ? strtof(tok, NULL) : NAN;
+                assert_int_equal(sms_buf_printf(&b, "%s%s", c ? "," : "", tok), 0);
+            }
+            if (r + 1 < rows || rnd() % 2)
+                assert_int_equal(sms_buf_printf(&b, "%s", eol), 0);
+        }
+        sms_matrix_t m = {0};
+        sms_error_t err;
+        int rc = decode(b.data, b.len, 0, &m, &err);
+        if (rc != 0)
+            print_error("body '%s': %s\n", b.data, err.msg);
+        assert_int_equal(rc, 0);
+        assert_int_equal(m.rows, rows);
+        assert_int_equal(m.cols, cols);
+        for (size_t k = 0; k < n; k++) {
+            if (isnan(want[k])) {
+                assert_true(isnan(m.values[k]));
+            } else if (memcmp(&m.values[k], &want[k], sizeof want[k]) != 0) {
+                print_error("body '%s': value %zu is %.9g, strtof gives %.9g\n", b.data, k,
+                            (double)m.values[k], (double)want[k]);
+                fail();
+            }
+        }
+        sms_matrix_free(&m);
+    }
+    sms_buf_free(&b);
+}
+
 static void hostile_random_bytes(void **state)
 {
     (void)state;
@@ -229,6 +294,7 @@ int main(void)
         cmocka_unit_test(bad_values_name_row_and_column),
         cmocka_unit_test(width_mismatch_is_reported),
         cmocka_unit_test(big_body_reuses_matrix),
+        cmocka_unit_test(realistic_rows_match_strtof),
         cmocka_unit_test(hostile_random_bytes),
         cmocka_unit_test(hostile_truncations),
         cmocka_unit_test(hostile_numbers),

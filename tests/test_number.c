@@ -246,6 +246,58 @@ static void scanner_prefix_matches_strtof(void **state)
     }
 }
 
+/* Plain decimals as data writes them (1 to 12 integer digits or a lone 0,
+ * 0 to 20 fraction digits with zeros among them, an optional exponent), then
+ * 0 to 24 bytes of what ends a number in a body, all right before the guard
+ * page: the scanner reads whole words where it can, and must stop exactly at
+ * the number's end with strtof's bits, and never read past end. */
+static void scanner_stops_at_number_end(void **state)
+{
+    (void)state;
+    static const char after[] = ",,,\n\r ]}\"x.-+eE0";
+    char s[96];
+    for (int i = 0; i < 400000; i++) {
+        size_t n = 0;
+        if (rnd() % 4 == 0)
+            s[n++] = '-';
+        if (rnd() % 3 == 0) {
+            s[n++] = '0';
+        } else {
+            int int_digits = 1 + (int)(rnd() % 12);
+            for (int d = 0; d < int_digits; d++)
+                s[n++] = (char)(rnd() % 4 == 0 ? '0' : '0' + rnd() % 10);
+        }
+        int frac_digits = (int)(rnd() % 21);
+        if (frac_digits || rnd() % 8 == 0) {
+            s[n++] = '.';
+            for (int d = 0; d < frac_digits; d++)
+                s[n++] = (char)(rnd() % 4 == 0 ? '0' : '0' + rnd() % 10);
+        }
+        if (rnd() % 5 == 0)
+            n += (size_t)snprintf(s + n, sizeof s - n, "e%d", (int)(rnd() % 41) - 20);
+        size_t len = n, tail = rnd() % 25;
+        for (size_t k = 0; k < tail; k++)
+            s[n++] = after[rnd() % (sizeof after - 1)];
+        char *g = guard_region + GUARD_BYTES - n;
+        memcpy(g, s, n);
+        float got = 0, want = 0;
+        const char *stop = NULL;
+        int want_rc = ref_parse(s, len, &want);
+        if (!sms_scan_float(g, g + n, &got, &stop))
+            continue; /* stepping aside is always allowed */
+        assert_true(stop > g && stop <= g + n);
+        size_t got_len = (size_t)(stop - g);
+        if (ref_parse(s, got_len, &want) != 0 || float_bits(got) != float_bits(want)) {
+            print_error("prefix '%.*s' of '%.*s': bits %08x, strtof %08x\n", (int)got_len, s,
+                        (int)n, s, (unsigned)float_bits(got), (unsigned)float_bits(want));
+            fail();
+        }
+        /* a tail that cannot continue a number leaves the stop at its end */
+        if (want_rc == 0 && s[len - 1] != '.' && (n == len || strchr(",\n\r ]}\"x", s[len])))
+            assert_int_equal(got_len, len);
+    }
+}
+
 static void overlong_tokens_are_refused(void **state)
 {
     (void)state;
@@ -360,6 +412,7 @@ int main(void)
         cmocka_unit_test(random_decimals_match_strtof),
         cmocka_unit_test(long_decimals_match_strtof),
         cmocka_unit_test(scanner_prefix_matches_strtof),
+        cmocka_unit_test(scanner_stops_at_number_end),
         cmocka_unit_test(overlong_tokens_are_refused),
         cmocka_unit_test(hostile_bytes_match_strtof),
         cmocka_unit_test(format_examples),
