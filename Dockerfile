@@ -1,28 +1,39 @@
-# smserve: a SageMaker-compatible XGBoost serving container.
-# Build stage: compilers and -dev packages. Runtime stage: the binary and the
-# shared libraries it links, nothing else.
+# smserve: a SageMaker-compatible XGBoost serving image, for linux/amd64 and
+# linux/arm64 from this one file (docker buildx build --platform linux/amd64,linux/arm64 .).
+# Build stage: compiler, cmake and the -dev packages. Runtime stage: the stripped
+# binary and the shared libraries it links, nothing else (no compiler, no python,
+# no apt lists). scripts/container.sh builds and tests it with podman.
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config \
-      libcivetweb-dev libxgboost-dev libarchive-dev libopenblas-dev libjansson-dev \
+      gcc libc6-dev make cmake pkg-config \
+      libcivetweb-dev libxgboost-dev libarchive-dev libjansson-dev libcmocka-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY include include
 COPY server server
-COPY models models
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DBUILD_BENCH=OFF \
  && cmake --build build -j"$(nproc)" --target smserve \
- && strip build/smserve
+ && install -D -s -m 0755 build/smserve /out/smserve \
+ && /out/smserve --version
 
 FROM debian:bookworm-slim
+# libxgboost0 brings libdmlc0, libgomp1 and libstdc++6; libarchive13 brings
+# libxml2 (and ICU), zlib, lzma, bz2, zstd, lz4, acl, nettle. Neither XGBoost
+# nor smserve links a BLAS, so no OpenBLAS.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcivetweb1 libxgboost0 libarchive13 libopenblas0-pthread libjansson4 \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
-COPY --from=build /src/build/smserve /usr/local/bin/smserve
-COPY --from=build /src/models/sample /opt/ml/model
+      libcivetweb1 libxgboost0 libarchive13 libjansson4 \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+ && mkdir -p /opt/ml/model
+COPY --from=build /out/smserve /usr/local/bin/smserve
+# The sample model, for a first run: docker run -e SM_MODEL_DIR=/opt/smserve/sample IMAGE.
+# /opt/ml/model stays empty, so an image started without a model says so instead of
+# quietly serving the sample; SageMaker (or -v DIR:/opt/ml/model) puts the model there.
+COPY models/sample /opt/smserve/sample
+# Parallelism comes from smserve's workers; XGBoost predicts with one thread.
 ENV SM_MODEL_DIR=/opt/ml/model OMP_NUM_THREADS=1
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 EXPOSE 8080

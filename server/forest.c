@@ -1,8 +1,9 @@
 /* The native tree evaluator: compiles the JSON of a gbtree or dart model
- * into one flat node array (children adjacent, leaves looping on themselves
- * so every tree is walked a fixed number of steps without a leaf test) and
- * predicts with XGBoost 1.7's float arithmetic, several rows per tree at a
- * time so that the memory latencies of independent rows overlap. */
+ * into flat node arrays (complete trees of 8-byte nodes when padding them is
+ * cheap, else children adjacent and leaves looping on themselves), so every
+ * tree is walked a fixed number of steps without a leaf test, and predicts
+ * with XGBoost 1.7's arithmetic, many walks at a time so that the memory
+ * latencies of independent rows and trees overlap. */
 #include "smserve/forest.h"
 
 #include <float.h>
@@ -40,6 +41,33 @@ typedef struct node {
 #define BLOCK_ROWS 8
 #define SLOT_BYTES (BLOCK_ROWS * sizeof(float))
 
+/* When every tree can be padded to the model's deepest leaf at a modest
+ * cost in memory (as with trees grown to a max_depth), the trees are kept
+ * in a second, smaller and faster layout instead. Each tree is a complete
+ * binary tree of depth D in breadth-first order from index 1, node i with
+ * children 2i (left) and 2i + 1 (right), so a node needs no child offset;
+ * entry 0 of each tree's 2^D entries is unused. The 2^D leaves follow in a
+ * float array of their own. A leaf shallower than D becomes a node that
+ * always goes left over a subtree that holds its value.
+ *
+ * This layout compares integers: floats map to keys that order as the
+ * floats do (-0 taken as +0, as it compares equal to it), so a node goes
+ * right exactly when its `key`, the threshold's key minus 1, is below the
+ * row's key. The widened block holds keys in place of floats (same slots);
+ * missing values are 0 in the first copy (always left) and UINT32_MAX in
+ * the second (always right). A node that always goes left has key
+ * UINT32_MAX. Step: i = 2i + (key < row key), which compiles to a few
+ * integer instructions. */
+typedef struct cnode {
+    uint32_t key;
+    uint32_t slot; /* as in node_t */
+} cnode_t;
+
+/* Bounds of the complete layout: its depth, and its size against the
+ * general layout's. */
+#define MAX_COMPLETE_DEPTH  20
+#define MAX_COMPLETE_GROWTH 2
+
 /* Bounds that keep compile-time work, offsets and stack buffers small; a
  * model past them goes to the C API. */
 #define MAX_DEPTH    256
@@ -47,7 +75,7 @@ typedef struct node {
 #define MAX_NODES    (1u << 27)
 #define MAX_FEATURES (1u << 25)
 
-/* Stack room for one widened block (64 KB): rows of more than
+/* Workspace room for one widened block (64 KB): rows of more than
  * (WIDE_FLOATS / BLOCK_ROWS - 1) / 2 features are walked unwidened. */
 #define WIDE_FLOATS 16384
 
@@ -61,6 +89,11 @@ struct sms_forest {
     uint32_t *group; /* per tree: output group */
     size_t num_trees;
     size_t num_nodes;
+    /* The complete layout (NULL when not used): per tree 2^cdepth entries
+     * in cnodes and 2^cdepth leaves in cleaves, tree after tree. */
+    cnode_t *cnodes;
+    float *cleaves;
+    unsigned cdepth;
     size_t num_feature;
     size_t num_group;
     size_t num_output;
@@ -70,6 +103,11 @@ struct sms_forest {
     float *thresholds;
     size_t *threshold_start; /* num_feature + 1 offsets */
 };
+
+static bool is_widened(const sms_forest_t *f)
+{
+    return (2 * f->num_feature + 1) * BLOCK_ROWS <= WIDE_FLOATS;
+}
 
 static sms_forest_t *refuse(char *why, size_t why_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -368,6 +406,66 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
     return 0;
 }
 
+/* The key of a float that is not NaN (see cnode_t). */
+static uint32_t float_key(float v)
+{
+    uint32_t u;
+    if (v == 0.0f)
+        v = 0.0f; /* -0 compares equal to +0, so it takes +0's key */
+    memcpy(&u, &v, sizeof u);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+/* Writes the general-layout subtree at byte offset `off` as the complete
+ * subtree at position pos, level d, of a tree of depth D (see cnode_t). */
+static void fill_complete(const sms_forest_t *f, uint32_t off, cnode_t *cn, float *leaves,
+                          size_t pos, unsigned d, unsigned D)
+{
+    const node_t *nd = (const node_t *)((const char *)f->nodes + off);
+    if (d == D) {
+        leaves[pos - ((size_t)1 << D)] = nd->leaf;
+        return;
+    }
+    bool leaf = nd->slot / SLOT_BYTES >= 2 * f->num_feature;
+    /* Thresholds are finite, so their keys are above 0. */
+    cn[pos].key = leaf ? UINT32_MAX : float_key(nd->threshold) - 1;
+    cn[pos].slot = nd->slot;
+    fill_complete(f, leaf ? off : nd->left, cn, leaves, 2 * pos, d + 1, D);
+    fill_complete(f, leaf ? off : nd->left + (uint32_t)sizeof(node_t), cn, leaves, 2 * pos + 1,
+                  d + 1, D);
+}
+
+/* Moves f to the complete layout when its bounds allow; otherwise, or when
+ * memory is short, f keeps the general layout, which predicts the same. */
+static void make_complete(sms_forest_t *f)
+{
+    unsigned D = 0;
+    for (size_t t = 0; t < f->num_trees; t++)
+        D = f->depth[t] > D ? f->depth[t] : D;
+    if (!is_widened(f) || D > MAX_COMPLETE_DEPTH || f->num_trees == 0)
+        return;
+    size_t width = (size_t)1 << D;
+    size_t tree_bytes = width * (sizeof(cnode_t) + sizeof(float));
+    if (tree_bytes > MAX_COMPLETE_GROWTH * f->num_nodes * sizeof(node_t) / f->num_trees)
+        return;
+    f->cnodes = malloc(width * f->num_trees * sizeof *f->cnodes);
+    f->cleaves = malloc(width * f->num_trees * sizeof *f->cleaves);
+    if (!f->cnodes || !f->cleaves) {
+        free(f->cnodes);
+        free(f->cleaves);
+        f->cnodes = NULL;
+        f->cleaves = NULL;
+        return;
+    }
+    for (size_t t = 0; t < f->num_trees; t++) {
+        cnode_t *cn = f->cnodes + t * width;
+        cn[0].key = UINT32_MAX;
+        cn[0].slot = (uint32_t)(2 * f->num_feature * SLOT_BYTES);
+        fill_complete(f, f->root[t], cn, f->cleaves + t * width, 1, 0, D);
+    }
+    f->cdepth = D;
+}
+
 static const objective_t *find_objective(const char *name)
 {
     for (size_t i = 0; i < sizeof OBJECTIVES / sizeof OBJECTIVES[0]; i++)
@@ -581,6 +679,7 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     }
     if (build_thresholds(f) < 0)
         goto oom;
+    make_complete(f);
     free(arrays);
     free(queue);
     free(level);
@@ -604,6 +703,8 @@ void sms_forest_free(sms_forest_t *f)
     if (!f)
         return;
     free(f->nodes);
+    free(f->cnodes);
+    free(f->cleaves);
     free(f->root);
     free(f->depth);
     free(f->group);
@@ -728,6 +829,171 @@ static void walk_row(const sms_forest_t *f, const float *wide_block, float *acc)
     }
 }
 
+/* widen for the complete layout: keys in place of floats (see cnode_t). */
+static void widen_keys(const float *x, size_t n, size_t nf, float *wide_block)
+{
+    char *wide = (char *)wide_block;
+    for (size_t r = 0; r < n; r++) {
+        const float *row = x + r * nf;
+        for (size_t j = 0; j < nf; j++) {
+            float v = row[j];
+            uint32_t left = v == v ? float_key(v) : 0, right = v == v ? left : UINT32_MAX;
+            memcpy(wide + j * SLOT_BYTES + r * sizeof left, &left, sizeof left);
+            memcpy(wide + (nf + j) * SLOT_BYTES + r * sizeof right, &right, sizeof right);
+        }
+        memset(wide + 2 * nf * SLOT_BYTES + r * sizeof(uint32_t), 0, sizeof(uint32_t));
+    }
+}
+
+static inline uint32_t row_key(const char *p)
+{
+    uint32_t k;
+    memcpy(&k, p, sizeof k);
+    return k;
+}
+
+/* One step down the complete tree cn for column r of the widened keys. */
+#define CSTEP(cn, i, r)                                                                            \
+    i = 2 * i + ((cn)[i].key < row_key(wide + (cn)[i].slot + (r) * sizeof(uint32_t)))
+
+/* Eight rows' steps down one tree, i##0 to i##7 for columns 0 to 7. */
+#define CSTEP8(cn, i)                                                                              \
+    do {                                                                                           \
+        CSTEP(cn, i##0, 0);                                                                        \
+        CSTEP(cn, i##1, 1);                                                                        \
+        CSTEP(cn, i##2, 2);                                                                        \
+        CSTEP(cn, i##3, 3);                                                                        \
+        CSTEP(cn, i##4, 4);                                                                        \
+        CSTEP(cn, i##5, 5);                                                                        \
+        CSTEP(cn, i##6, 6);                                                                        \
+        CSTEP(cn, i##7, 7);                                                                        \
+    } while (0)
+
+/* Adds the leaves the eight rows reached, leaf + i##r, to their margins:
+ * s0 to s7 with one output group, acc (stride ng) at group g with more. */
+#define ADD_LEAVES8(leaf, i, g)                                                                    \
+    do {                                                                                           \
+        if (ng == 1) {                                                                             \
+            s0 += (leaf)[i##0];                                                                    \
+            s1 += (leaf)[i##1];                                                                    \
+            s2 += (leaf)[i##2];                                                                    \
+            s3 += (leaf)[i##3];                                                                    \
+            s4 += (leaf)[i##4];                                                                    \
+            s5 += (leaf)[i##5];                                                                    \
+            s6 += (leaf)[i##6];                                                                    \
+            s7 += (leaf)[i##7];                                                                    \
+        } else {                                                                                   \
+            float *a = acc + (g);                                                                  \
+            a[0 * ng] += (leaf)[i##0];                                                             \
+            a[1 * ng] += (leaf)[i##1];                                                             \
+            a[2 * ng] += (leaf)[i##2];                                                             \
+            a[3 * ng] += (leaf)[i##3];                                                             \
+            a[4 * ng] += (leaf)[i##4];                                                             \
+            a[5 * ng] += (leaf)[i##5];                                                             \
+            a[6 * ng] += (leaf)[i##6];                                                             \
+            a[7 * ng] += (leaf)[i##7];                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* walk_block on the complete layout, two trees at a time: sixteen
+ * independent walks hide more of each step's load latency than eight, and
+ * the first tree's leaves are still added before the second's. With one
+ * output group the margins stay in registers. */
+static void walk_block_complete(const sms_forest_t *f, const float *wide_block, float *acc)
+{
+    const char *wide = (const char *)wide_block;
+    const unsigned D = f->cdepth;
+    const size_t width = (size_t)1 << D, ng = f->num_group;
+    const cnode_t *cn = f->cnodes;
+    /* A walk ends at i in [width, 2 width): leaf i - width of its tree.
+     * Tree t's leaves start at cleaves + t width and tree t + 1's one width
+     * further, so the second tree's j index cleaves + t width as they are. */
+    const float *cleaves = f->cleaves;
+    float s0 = acc[0 * ng], s1 = acc[1 * ng], s2 = acc[2 * ng], s3 = acc[3 * ng];
+    float s4 = acc[4 * ng], s5 = acc[5 * ng], s6 = acc[6 * ng], s7 = acc[7 * ng];
+    size_t t = 0;
+    for (; t + 2 <= f->num_trees; t += 2, cn += 2 * width) {
+        const cnode_t *cb = cn + width;
+        size_t i0 = 1, i1 = 1, i2 = 1, i3 = 1, i4 = 1, i5 = 1, i6 = 1, i7 = 1;
+        size_t j0 = 1, j1 = 1, j2 = 1, j3 = 1, j4 = 1, j5 = 1, j6 = 1, j7 = 1;
+        for (unsigned d = D; d; d--) {
+            CSTEP8(cn, i);
+            CSTEP8(cb, j);
+        }
+        i0 -= width, i1 -= width, i2 -= width, i3 -= width;
+        i4 -= width, i5 -= width, i6 -= width, i7 -= width;
+        ADD_LEAVES8(cleaves + t * width, i, f->group[t]);
+        ADD_LEAVES8(cleaves + t * width, j, f->group[t + 1]);
+    }
+    if (t < f->num_trees) {
+        size_t i0 = 1, i1 = 1, i2 = 1, i3 = 1, i4 = 1, i5 = 1, i6 = 1, i7 = 1;
+        for (unsigned d = D; d; d--)
+            CSTEP8(cn, i);
+        i0 -= width, i1 -= width, i2 -= width, i3 -= width;
+        i4 -= width, i5 -= width, i6 -= width, i7 -= width;
+        ADD_LEAVES8(cleaves + t * width, i, f->group[t]);
+    }
+    if (ng == 1) {
+        acc[0] = s0;
+        acc[1] = s1;
+        acc[2] = s2;
+        acc[3] = s3;
+        acc[4] = s4;
+        acc[5] = s5;
+        acc[6] = s6;
+        acc[7] = s7;
+    }
+}
+
+/* walk_row on the complete layout. */
+static void walk_row_complete(const sms_forest_t *f, const float *wide_block, float *acc)
+{
+    const char *wide = (const char *)wide_block;
+    const unsigned D = f->cdepth;
+    const size_t width = (size_t)1 << D;
+    const uint32_t *group = f->group;
+    size_t t = 0;
+    for (; t + 8 <= f->num_trees; t += 8) {
+        const cnode_t *c0 = f->cnodes + t * width;
+        size_t i0 = 1, i1 = 1, i2 = 1, i3 = 1, i4 = 1, i5 = 1, i6 = 1, i7 = 1;
+        for (unsigned d = D; d; d--) {
+            const cnode_t *cn = c0;
+            CSTEP(cn, i0, 0);
+            cn += width;
+            CSTEP(cn, i1, 0);
+            cn += width;
+            CSTEP(cn, i2, 0);
+            cn += width;
+            CSTEP(cn, i3, 0);
+            cn += width;
+            CSTEP(cn, i4, 0);
+            cn += width;
+            CSTEP(cn, i5, 0);
+            cn += width;
+            CSTEP(cn, i6, 0);
+            cn += width;
+            CSTEP(cn, i7, 0);
+        }
+        /* Leaf i of tree t + k is at (t + k) * width + i - width. */
+        const float *leaf = f->cleaves + t * width;
+        acc[group[t]] += leaf[i0 - width];
+        acc[group[t + 1]] += leaf[i1];
+        acc[group[t + 2]] += leaf[width + i2];
+        acc[group[t + 3]] += leaf[2 * width + i3];
+        acc[group[t + 4]] += leaf[3 * width + i4];
+        acc[group[t + 5]] += leaf[4 * width + i5];
+        acc[group[t + 6]] += leaf[5 * width + i6];
+        acc[group[t + 7]] += leaf[6 * width + i7];
+    }
+    for (; t < f->num_trees; t++) {
+        const cnode_t *cn = f->cnodes + t * width;
+        size_t i = 1;
+        for (unsigned d = D; d; d--)
+            CSTEP(cn, i, 0);
+        acc[group[t]] += f->cleaves[t * width + i - width];
+    }
+}
+
 /* walk_row on the row itself, for rows too wide to widen on the stack. */
 static void walk_row_unwidened(const sms_forest_t *f, const float *row, float *acc)
 {
@@ -776,11 +1042,6 @@ static void finish_row(const sms_forest_t *f, float *margin, float *out)
     }
 }
 
-static bool is_widened(const sms_forest_t *f)
-{
-    return (2 * f->num_feature + 1) * BLOCK_ROWS <= WIDE_FLOATS;
-}
-
 size_t sms_forest_workspace_floats(const sms_forest_t *f)
 {
     size_t acc = BLOCK_ROWS * f->num_group;
@@ -800,7 +1061,10 @@ void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, floa
         for (; r < rows; r++) {
             for (size_t g = 0; g < ng; g++)
                 acc[g] = f->base_margin;
-            if (widened) {
+            if (f->cnodes) {
+                widen_keys(x + r * nf, 1, nf, wide);
+                walk_row_complete(f, wide, acc);
+            } else if (widened) {
                 widen(x + r * nf, 1, nf, wide);
                 walk_row(f, wide, acc);
             } else {
@@ -811,16 +1075,21 @@ void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, floa
         return;
     }
     /* A last, partial block leaves its unused columns as they were: their
-     * walks are wasted but harmless, as the slots hold finite values or
-     * infinities from earlier rows, or are cleared here first. */
+     * walks are wasted but harmless, as the slots hold values (or keys)
+     * from earlier rows, or zeros from here. */
     if (rows % BLOCK_ROWS)
         memset(wide, 0, (2 * nf + 1) * BLOCK_ROWS * sizeof *wide);
     while (r < rows) {
         size_t n = rows - r < BLOCK_ROWS ? rows - r : BLOCK_ROWS;
         for (size_t k = 0; k < BLOCK_ROWS * ng; k++)
             acc[k] = f->base_margin;
-        widen(x + r * nf, n, nf, wide);
-        walk_block(f, wide, acc);
+        if (f->cnodes) {
+            widen_keys(x + r * nf, n, nf, wide);
+            walk_block_complete(f, wide, acc);
+        } else {
+            widen(x + r * nf, n, nf, wide);
+            walk_block(f, wide, acc);
+        }
         for (size_t k = 0; k < n; k++)
             finish_row(f, acc + k * ng, out + (r + k) * no);
         r += n;

@@ -582,6 +582,85 @@ static void test_deep_chain(void **state)
     free(json);
 }
 
+/* The trees of a gbtree model's JSON. */
+static json_t *gbtree_trees(json_t *root)
+{
+    json_t *gb = json_object_get(json_object_get(root, "learner"), "gradient_booster");
+    return json_object_get(json_object_get(gb, "model"), "trees");
+}
+
+static void check_parity_json(json_t *root, const char *label)
+{
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    BoosterHandle b = load_json(s, strlen(s));
+    check_parity(b, label);
+    XGBoosterFree(b);
+    free(s);
+}
+
+/* Thresholds at the edges of float order: both zeros (-0 compares equal to
+ * +0), the smallest subnormals, huge values. Probe rows sit
+ * on them and one ulp either side; random rows hold -0, infinities, NaN. */
+static void test_parity_edge_thresholds(void **state)
+{
+    (void)state;
+    const double edges[] = {0.0, -0.0, 1.401298464324817e-45, -1.401298464324817e-45, 1e38, -1e38,
+                            1.0, -2.0};
+    json_t *root = small_model_of("gbtree");
+    json_t *trees = gbtree_trees(root);
+    size_t k = 0;
+    for (size_t t = 0; t < json_array_size(trees); t++) {
+        json_t *tree = json_array_get(trees, t);
+        json_t *left = json_object_get(tree, "left_children");
+        json_t *cond = json_object_get(tree, "split_conditions");
+        for (size_t i = 0; i < json_array_size(left); i++)
+            if (json_integer_value(json_array_get(left, i)) != -1)
+                json_array_set_new(cond, i, json_real(edges[k++ % 8]));
+    }
+    assert_true(k >= 8);
+    check_parity_json(root, "gbtree thresholds at float edges");
+    json_decref(root);
+}
+
+/* Trees of different depths in one model, a single leaf among them: the
+ * shallower ones are padded to the deepest, their leaves kept. */
+static void test_parity_mixed_depths(void **state)
+{
+    (void)state;
+    json_t *root = small_model_of("gbtree");
+    json_t *trees = gbtree_trees(root);
+    json_t *leaf_tree = json_array_get(trees, 1);
+    const char *arrays[] = {"left_children",    "right_children", "parents",    "split_indices",
+                            "split_conditions", "default_left",   "split_type", "loss_changes",
+                            "sum_hessian",      "base_weights"};
+    json_t *values[] = {json_integer(-1), json_integer(-1), json_integer(2147483647),
+                        json_integer(0),  json_real(0.375), json_integer(0),
+                        json_integer(0),  json_real(0.0),   json_real(10.0),
+                        json_real(0.375)};
+    for (size_t k = 0; k < 10; k++) {
+        json_t *a = json_array();
+        json_array_append_new(a, values[k]);
+        json_object_set_new(leaf_tree, arrays[k], a);
+    }
+    json_object_set_new(json_object_get(leaf_tree, "tree_param"), "num_nodes", json_string("1"));
+    json_object_set_new(json_object_get(leaf_tree, "tree_param"), "num_deleted", json_string("0"));
+    check_parity_json(root, "gbtree with a single-leaf tree");
+    json_decref(root);
+
+    /* Chains pad to complete trees too, while cheap (a few splits), and
+     * keep the general layout when not (many): both agree with the C API. */
+    for (unsigned depth = 1; depth <= 6; depth++) {
+        size_t len;
+        char *json = chain_model(depth, &len);
+        BoosterHandle b = load_json(json, len);
+        char label[64];
+        snprintf(label, sizeof label, "gbtree chain of %u splits", depth);
+        check_parity(b, label);
+        XGBoosterFree(b);
+        free(json);
+    }
+}
+
 static json_t *tree0(json_t *root, const char *field)
 {
     json_t *gb = json_object_get(json_object_get(root, "learner"), "gradient_booster");
@@ -793,11 +872,18 @@ static void test_probe_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parity_gbtree),      cmocka_unit_test(test_parity_dart),
-        cmocka_unit_test(test_parity_variants),    cmocka_unit_test(test_parity_extreme_margins),
-        cmocka_unit_test(test_deep_chain),         cmocka_unit_test(test_refuse_gblinear),
-        cmocka_unit_test(test_refuse_categorical), cmocka_unit_test(test_refuse_hostile),
-        cmocka_unit_test(test_hostile_bytes),      cmocka_unit_test(test_probe_deterministic),
+        cmocka_unit_test(test_parity_gbtree),
+        cmocka_unit_test(test_parity_dart),
+        cmocka_unit_test(test_parity_variants),
+        cmocka_unit_test(test_parity_extreme_margins),
+        cmocka_unit_test(test_deep_chain),
+        cmocka_unit_test(test_refuse_gblinear),
+        cmocka_unit_test(test_refuse_categorical),
+        cmocka_unit_test(test_refuse_hostile),
+        cmocka_unit_test(test_hostile_bytes),
+        cmocka_unit_test(test_probe_deterministic),
+        cmocka_unit_test(test_parity_edge_thresholds),
+        cmocka_unit_test(test_parity_mixed_depths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

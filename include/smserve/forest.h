@@ -1,6 +1,6 @@
 /* The native tree evaluator. After the XGBoost C API has loaded and checked
  * a model, the model is serialised to JSON through the C API and compiled
- * here into one flat, cache-friendly node array; rows are then evaluated
+ * here into flat, cache-friendly node arrays; rows are then evaluated
  * with XGBoost's own arithmetic (float32 comparisons, default directions
  * for missing values, base margin, tree order, dart weights, the
  * objective's transform), without the library's per-call overhead.

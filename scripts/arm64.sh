@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Cross-builds smserve and its tests for aarch64 with Debian's gcc-aarch64-linux-gnu
+# against a sysroot unpacked from Debian's arm64 .debs, then runs the unit tests and
+# a server smoke test (/ping, CSV and JSON predictions against models/sample.expected,
+# `check`, SIGTERM) under qemu-user. Nothing arm64 is installed system-wide: the .debs
+# are downloaded to build-arm64/debs and unpacked with dpkg -x into build-arm64/sysroot.
+# Idempotent; a re-run reuses the downloads, the sysroot and the build.
+#   scripts/arm64.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+out="$root/build-arm64"
+debs="$out/debs"
+sysroot="$out/sysroot"
+build="$out/build"
+triple=aarch64-linux-gnu
+export OMP_NUM_THREADS=1 # libgomp spin-waits can hang under qemu-user
+
+say() { echo "arm64.sh: $*"; }
+die() { echo "arm64.sh: FAILED: $*" >&2; exit 1; }
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+t0=$SECONDS
+
+# --- host tools --------------------------------------------------------------------
+host_packages=(gcc-aarch64-linux-gnu qemu-user-static cmake make pkg-config curl python3)
+missing=()
+for p in "${host_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+updated=0
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  $sudo apt-get update -qq && updated=1
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- the arm64 package index (not the packages) ------------------------------------
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  say "dpkg --add-architecture arm64"
+  $sudo dpkg --add-architecture arm64
+  updated=0
+fi
+if ! apt-cache show libc6:arm64 >/dev/null 2>&1; then
+  [ "$updated" -eq 1 ] || $sudo apt-get update -qq
+fi
+
+# --- the sysroot: every arm64 dependency and its runtime closure -------------------
+# libc6-dev and linux-libc-dev give the compiler its arm64 libc headers and crt
+# files inside the sysroot; the runtime libraries serve both the linker and qemu -L.
+roots=(libcivetweb-dev libxgboost-dev libarchive-dev libjansson-dev libcmocka-dev
+       libc6-dev linux-libc-dev)
+mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests \
+    --no-conflicts --no-breaks --no-replaces --no-enhances "${roots[@]/%/:arm64}" |
+  grep -E '^[a-z0-9][a-z0-9.+-]*:arm64$' | sort -u)
+[ ${#closure[@]} -gt 10 ] || die "could not resolve the arm64 dependency closure"
+# name=version lines: when apt's candidates change, the sysroot is made again.
+manifest="$(apt-cache policy "${closure[@]}" |
+  awk '/^[^ ].*:$/ {name = substr($0, 1, length($0) - 1)} /^  Candidate:/ {print name "=" $2}')"
+
+mkdir -p "$debs"
+if [ "$manifest" != "$(cat "$debs/.manifest" 2>/dev/null)" ]; then
+  say "downloading ${#closure[@]} arm64 packages to $debs"
+  rm -f "$debs"/*.deb
+  # apt-get download runs as _apt where it can; give it a directory it may write.
+  chmod 777 "$debs"
+  (cd "$debs" && apt-get download -qq "${closure[@]}" 2>&1 | grep -v 'unsandboxed' || true)
+  [ "$(ls "$debs"/*.deb | wc -l)" -eq ${#closure[@]} ] ||
+    die "expected ${#closure[@]} .debs in $debs, got $(ls "$debs"/*.deb | wc -l)"
+  printf '%s' "$manifest" >"$debs/.manifest"
+fi
+
+if [ "$manifest" != "$(cat "$sysroot/.manifest" 2>/dev/null)" ]; then
+  say "unpacking ${#closure[@]} packages into $sysroot"
+  rm -rf "$sysroot"
+  mkdir -p "$sysroot"
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$sysroot"; done
+  # Absolute symlinks (libfoo.so -> /usr/lib/aarch64-linux-gnu/libfoo.so.1) would
+  # point into the build machine; make them point into the sysroot.
+  find "$sysroot" -type l -lname '/*' | while read -r link; do
+    ln -sfn "$sysroot$(readlink "$link")" "$link"
+  done
+  printf '%s' "$manifest" >"$sysroot/.manifest"
+fi
+say "sysroot ready ($(du -sh "$sysroot" | cut -f1), $((SECONDS - t0)) s)"
+
+# --- cross-build ----------------------------------------------------------------
+t1=$SECONDS
+cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/$triple.cmake" \
+  -DSMS_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWERROR=ON \
+  -DBUILD_BENCH=OFF -DBUILD_TESTING=ON >/dev/null
+cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log" >&2; die "cross-build"; }
+file "$build/smserve" | grep -q 'ARM aarch64' || die "$build/smserve is not an aarch64 binary"
+say "cross-built smserve and tests ($((SECONDS - t1)) s): $(file -b "$build/smserve" | cut -d, -f1-2)"
+
+qemu=(qemu-aarch64-static -L "$sysroot")
+
+# --- unit tests under qemu --------------------------------------------------------
+# test_server forks the arm64 smserve itself and needs the python3-xgboost fixtures
+# (gen_fixtures); neither works in this pass. The smoke test below covers the server.
+t2=$SECONDS
+say "skipping test_server and gen_fixtures under qemu (need python3-xgboost fixtures and exec of the arm64 binary); the smoke test below covers the server"
+# A unit-test failure is reported at the end, after the smoke test has run too.
+unit_status=0
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
+  -E '^(test_server|gen_fixtures)$' --fixture-exclude-setup models || unit_status=$?
+if [ "$unit_status" -eq 0 ]; then
+  say "unit tests passed under qemu ($((SECONDS - t2)) s)"
+else
+  say "unit tests FAILED under qemu ($((SECONDS - t2)) s); log: $build/Testing/Temporary/LastTest.log"
+fi
+
+# --- integration smoke test under qemu --------------------------------------------
+t3=$SECONDS
+work="$out/smoke"
+rm -rf "$work"
+mkdir -p "$work"
+
+# Float32 equality of two prediction lists (whitespace-separated numbers): the
+# native evaluator should reproduce the x86 values bit for bit; 1e-6 relative is
+# tolerated with a warning.
+compare_predictions() {
+  python3 - "$@" <<'PY'
+import struct, sys
+label, got_path, want_path = sys.argv[1:4]
+f32 = lambda s: struct.unpack("f", struct.pack("f", float(s)))[0]
+got = [f32(x) for x in open(got_path).read().split()]
+want = [f32(x) for x in open(want_path).read().split()]
+if len(got) != len(want):
+    sys.exit(f"{label}: {len(got)} predictions, expected {len(want)}")
+worst = max(abs(g - w) / max(abs(w), 1e-30) for g, w in zip(got, want))
+if worst == 0:
+    print(f"{label}: {len(got)} predictions, bit-identical to models/sample.expected (float32)")
+elif worst <= 1e-6:
+    print(f"{label}: WARNING: {len(got)} predictions within {worst:.3g} relative, not bit-identical")
+else:
+    sys.exit(f"{label}: predictions differ by {worst:.3g} relative: {got} vs {want}")
+PY
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+check_out="$work/check.out"
+"${qemu[@]}" "$build/smserve" check models/sample >"$check_out" 2>&1 ||
+  { cat "$check_out" >&2; die "smserve check models/sample under qemu"; }
+grep -q '^engine: .*native evaluator' "$check_out" ||
+  { cat "$check_out" >&2; die "smserve check did not report the native evaluator on arm64"; }
+say "check: $(grep '^engine:' "$check_out")"
+
+mkdir -p "$work/refuse"
+cp tests/fixtures/aws/pickled-booster.refuse.pkl "$work/refuse/"
+if "${qemu[@]}" "$build/smserve" check "$work/refuse" >"$work/refuse.out" 2>&1; then
+  cat "$work/refuse.out" >&2
+  die "smserve check accepted a pickled booster"
+fi
+grep -q '^REFUSED' "$work/refuse.out" || { cat "$work/refuse.out" >&2; die "no REFUSED line for the pickle"; }
+say "refused: $(grep '^REFUSED' "$work/refuse.out" | head -1 | cut -c1-110)..."
+
+port="$(free_port)"
+SAGEMAKER_BIND_TO_PORT="$port" SM_MODEL_DIR="$root/models/sample" \
+  "${qemu[@]}" "$build/smserve" serve >"$work/serve.log" 2>&1 &
+server=$!
+trap 'kill -KILL $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/ping" && break
+  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; die "smserve exited at start under qemu"; }
+  sleep 0.1
+done
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping")"
+[ "$code" = 200 ] || { cat "$work/serve.log" >&2; die "/ping answered $code"; }
+say "/ping 200 on port $port after $((SECONDS - t3)) s"
+
+curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: text/csv' \
+  --data-binary @models/sample.csv >"$work/csv.out" || die "CSV invocation"
+compare_predictions "CSV invocation" "$work/csv.out" models/sample.expected || die "CSV predictions"
+curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: application/json' \
+  -H 'Accept: application/json' --data-binary @models/sample.json >"$work/json.out" || die "JSON invocation"
+grep -oE '"score": *[^,}]+' "$work/json.out" | sed 's/.*: *//' >"$work/json.scores"
+compare_predictions "JSON invocation" "$work/json.scores" models/sample.expected || die "JSON predictions"
+
+kill -TERM "$server"
+status=0
+for _ in $(seq 1 300); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$server" 2>/dev/null && die "smserve still running 30 s after SIGTERM"
+wait "$server" || status=$?
+trap - EXIT
+[ "$status" -eq 0 ] || { cat "$work/serve.log" >&2; die "smserve exited $status after SIGTERM"; }
+say "SIGTERM: exited 0"
+say "smoke test passed ($((SECONDS - t3)) s)"
+[ "$unit_status" -eq 0 ] || die "unit tests under qemu (see above; the smoke test passed)"
+say "all arm64 checks passed (total $((SECONDS - t0)) s)"

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Builds the smserve image from the repository's Dockerfile, unchanged, and tests it,
+# on a machine with no Docker engine: podman and buildah from Debian, and a
+# debian:bookworm-slim-equivalent base made offline by debootstrap and imported under
+# the name the Dockerfile's FROM uses, so nothing is pulled from a registry. Then it
+# runs the image (buildah run, chroot isolation, host network) and checks /ping, a CSV
+# and a JSON invocation against models/sample.expected, a refused artifact through
+# `check`, and a SIGTERM shutdown; it prints the image's size.
+# Idempotent: the base (build-container/) and podman's layer cache make re-runs fast.
+#   scripts/container.sh                    build and test
+#   SMS_REBUILD_BASE=1 scripts/container.sh   debootstrap the base again
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+out="$root/build-container"
+image="localhost/smserve:latest"
+say() { echo "container.sh: $*"; }
+die() { echo "container.sh: FAILED: $*" >&2; exit 1; }
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+t0=$SECONDS
+mkdir -p "$out"
+
+# --- tools ------------------------------------------------------------------------
+packages=(podman buildah debootstrap fuse-overlayfs uidmap curl python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- the base image, made offline --------------------------------------------------
+# Every FROM that is not a stage name must be the one base this script provides.
+base="$(awk 'toupper($1) == "FROM" {print $2}' Dockerfile | sort -u | grep -v -x -F -f <(
+  awk 'toupper($1) == "FROM" && toupper($3) == "AS" {print $4}' Dockerfile) || true)"
+[ "$base" = "debian:bookworm-slim" ] || die "the Dockerfile's FROM is '$base'; this script makes debian:bookworm-slim only"
+base_ref="docker.io/library/debian:bookworm-slim"
+
+# The Debian mirror apt uses on this machine (deb822 .sources or one-line lists).
+apt_uri() { # $1: suite
+  {
+    cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v s="$1" '
+      /^URIs:/ {u = $2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == s) print u} /^$/ {u = ""}'
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      awk -v s="$1" '$1 == "deb" && $3 == s {print $2}'
+  } | head -1 || true
+}
+mirror="${SMS_DEBIAN_MIRROR:-$(apt_uri bookworm)}"
+mirror="${mirror:-http://deb.debian.org/debian}"
+security="$(apt_uri bookworm-security)"
+security="${security:-http://deb.debian.org/debian-security}"
+
+base_tar="$out/debian-bookworm-slim.tar"
+if [ "${SMS_REBUILD_BASE:-0}" = 1 ]; then
+  rm -f "$base_tar"
+  podman image exists "$base_ref" && podman rmi -f "$base_ref" >/dev/null
+fi
+if ! podman image exists "$base_ref"; then
+  if [ ! -s "$base_tar" ]; then
+    t=$SECONDS
+    rootfs="$out/rootfs"
+    rm -rf "$rootfs"
+    say "debootstrap --variant=minbase bookworm from $mirror (a minute or two)"
+    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$out/debootstrap.log" 2>&1 ||
+      { tail -20 "$out/debootstrap.log" >&2; die "debootstrap (log: $out/debootstrap.log)"; }
+    # What makes Debian's official image "slim": dpkg leaves out docs, man pages and
+    # translations, apt keeps no .debs; and its sources: bookworm, -updates, -security.
+    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+CFG
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'CFG'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CFG
+    echo 'Acquire::Languages "none";' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
+    rm -f "$rootfs/etc/apt/sources.list"
+    cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SRC
+Types: deb
+URIs: $mirror
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    find "$rootfs/usr/share/doc" -mindepth 1 -not -type d -not -name copyright -delete
+    find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$rootfs"/usr/share/{man,info,groff,linda}/* "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
+      "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* "$rootfs/etc/hostname"
+    find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+    : >"$rootfs/etc/resolv.conf"
+    tar --numeric-owner --xattrs -C "$rootfs" -cf "$base_tar.tmp" .
+    mv "$base_tar.tmp" "$base_tar"
+    rm -rf "$rootfs"
+    say "base root filesystem: $(du -h "$base_tar" | cut -f1) ($((SECONDS - t)) s)"
+  fi
+  podman import --quiet \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' "$base_tar" "$base_ref" >/dev/null || die "podman import"
+  say "imported $base_ref from $base_tar"
+fi
+say "base $base_ref: $(podman image inspect --format '{{.Size}}' "$base_ref" |
+  awk '{printf "%.1f MB", $1 / 1e6}')"
+
+# --- build the real Dockerfile --------------------------------------------------------
+t=$SECONDS
+podman build --isolation chroot --pull=never --network host -f Dockerfile -t "$image" . \
+  >"$out/build.log" 2>&1 || { tail -40 "$out/build.log" >&2; die "podman build (log: $out/build.log)"; }
+size_bytes="$(podman image inspect --format '{{.Size}}' "$image")"
+size_mb="$(awk -v b="$size_bytes" 'BEGIN {printf "%.1f", b / 1e6}')"
+say "built $image ($((SECONDS - t)) s): $size_mb MB ($size_bytes bytes)"
+awk -v b="$size_bytes" 'BEGIN {exit !(b < 150e6)}' || die "image is $size_mb MB, over the 150 MB target"
+
+# --- what SageMaker reads from the image's config ------------------------------------
+config() { podman image inspect --format "$1" "$image"; }
+[ "$(config '{{json .Config.Entrypoint}}')" = '["/usr/local/bin/smserve"]' ] || die "ENTRYPOINT is $(config '{{json .Config.Entrypoint}}')"
+[ "$(config '{{json .Config.Cmd}}')" = '["serve"]' ] || die "CMD is $(config '{{json .Config.Cmd}}')"
+config '{{json .Config.Env}}' | grep -q '"SM_MODEL_DIR=/opt/ml/model"' || die "no SM_MODEL_DIR=/opt/ml/model"
+[ "$(config '{{index .Config.Labels "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"}}')" = true ] ||
+  die "no accept-bind-to-port label"
+config '{{json .Config.ExposedPorts}}' | grep -q '"8080/tcp"' || die "port 8080 is not exposed"
+say "config: ENTRYPOINT [/usr/local/bin/smserve], CMD [serve], SM_MODEL_DIR, EXPOSE 8080, accept-bind-to-port label"
+
+# --- run it -------------------------------------------------------------------------
+containers=()
+server=""
+cleanup() {
+  [ -n "$server" ] && kill -KILL "$server" 2>/dev/null
+  for c in "${containers[@]}"; do buildah rm "$c" >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+ctr="$(buildah from --pull=never --quiet "$image")"
+containers+=("$ctr")
+# buildah run takes a command, not the image's ENTRYPOINT + CMD: spell them out, as
+# `docker run IMAGE serve|check` would run them (checked above).
+run() { buildah run --isolation chroot --network host "$@"; }
+entry=/usr/local/bin/smserve
+
+# The runtime stage holds no compiler, no python, no package lists.
+mnt="$(buildah mount "$ctr")"
+for f in usr/bin/gcc usr/bin/cc usr/bin/cmake usr/bin/python3; do
+  [ ! -e "$mnt/$f" ] || die "the runtime image has /$f"
+done
+[ -z "$(ls -A "$mnt/var/lib/apt/lists" 2>/dev/null | grep -v -x -e lock -e partial)" ] ||
+  die "the runtime image keeps apt lists"
+buildah umount "$ctr" >/dev/null
+say "runtime stage: no gcc, cmake, python3 or apt lists"
+
+work="$out/run"
+rm -rf "$work"
+mkdir -p "$work/refuse" "$work/empty"
+cp tests/fixtures/aws/pickled-booster.refuse.pkl "$work/refuse/"
+
+# check: the sample model is servable with the native evaluator.
+run -v "$root/models/sample:/opt/ml/model:ro" "$ctr" "$entry" check >"$work/check.out" 2>&1 ||
+  { cat "$work/check.out" >&2; die "smserve check on models/sample"; }
+grep -q '^engine: .*native evaluator' "$work/check.out" || { cat "$work/check.out" >&2; die "check: no native evaluator"; }
+say "check models/sample: exit 0; $(grep '^engine:' "$work/check.out" | cut -c1-100)..."
+
+# check: a pickled booster is refused, with the reason, and a non-zero exit.
+status=0
+run -v "$work/refuse:/opt/ml/model:ro" "$ctr" "$entry" check >"$work/refuse.out" 2>&1 || status=$?
+[ "$status" -ne 0 ] || { cat "$work/refuse.out" >&2; die "check accepted a pickled booster"; }
+grep -q '^REFUSED pickled-booster.refuse.pkl' "$work/refuse.out" || { cat "$work/refuse.out" >&2; die "check printed no reason"; }
+say "check pickle: exit $status; $(grep '^REFUSED' "$work/refuse.out" | cut -c1-100)..."
+
+# check: an image run with no model mounted says so.
+status=0
+run -v "$work/empty:/opt/ml/model:ro" "$ctr" "$entry" check >"$work/empty.out" 2>&1 || status=$?
+[ "$status" -ne 0 ] || { cat "$work/empty.out" >&2; die "check accepted an empty /opt/ml/model"; }
+grep -q '^REFUSED .*check empty' "$work/empty.out" || { cat "$work/empty.out" >&2; die "check printed no reason for an empty model dir"; }
+say "check empty /opt/ml/model: exit $status; $(grep '^REFUSED' "$work/empty.out" | cut -c1-100)..."
+
+# serve: the sample model mounted at /opt/ml/model, on a free port.
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+t=$SECONDS
+run -e SAGEMAKER_BIND_TO_PORT="$port" -v "$root/models/sample:/opt/ml/model:ro" \
+  "$ctr" "$entry" serve >"$work/serve.log" 2>&1 &
+server=$!
+for _ in $(seq 1 300); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/ping" && break
+  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; die "smserve exited at start"; }
+  sleep 0.1
+done
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping")"
+[ "$code" = 200 ] || { cat "$work/serve.log" >&2; die "/ping answered $code"; }
+say "serve: /ping 200 on port $port ($((SECONDS - t)) s after start)"
+
+# Float32 equality with python's predictions (models/sample.expected).
+compare_predictions() {
+  python3 - "$@" <<'PY'
+import struct, sys
+label, got_path, want_path = sys.argv[1:4]
+f32 = lambda s: struct.unpack("f", struct.pack("f", float(s)))[0]
+got = [f32(x) for x in open(got_path).read().split()]
+want = [f32(x) for x in open(want_path).read().split()]
+if got != want:
+    sys.exit(f"{label}: predictions {got}, expected {want}")
+print(f"{label}: {len(got)} predictions equal to models/sample.expected (float32)")
+PY
+}
+curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: text/csv' \
+  --data-binary @models/sample.csv >"$work/csv.out" || die "CSV invocation"
+compare_predictions "serve: CSV" "$work/csv.out" models/sample.expected || die "CSV predictions"
+curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: application/json' \
+  -H 'Accept: application/json' --data-binary @models/sample.json >"$work/json.out" || die "JSON invocation"
+grep -oE '"score": *[^,}]+' "$work/json.out" | sed 's/.*: *//' >"$work/json.scores"
+compare_predictions "serve: JSON" "$work/json.scores" models/sample.expected || die "JSON predictions"
+
+# SIGTERM, as SageMaker sends it, to smserve itself: buildah run's descendant (in a
+# chroot, so in the host's process list) whose name is smserve.
+descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
+pid=""
+for c in $(descendants "$server"); do
+  [ "$(cat "/proc/$c/comm" 2>/dev/null)" = smserve ] && pid="$c"
+done
+[ -n "$pid" ] || die "no smserve process under buildah run ($server)"
+t=$SECONDS
+kill -TERM "$pid"
+for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && die "smserve still running 30 s after SIGTERM"
+status=0
+wait "$server" || status=$?
+server=""
+[ "$status" -eq 0 ] || { tail -5 "$work/serve.log" >&2; die "smserve exited $status after SIGTERM"; }
+say "SIGTERM: smserve exited 0 in $((SECONDS - t)) s"
+
+say "image $image: $size_mb MB; all container checks passed ($((SECONDS - t0)) s)"
+podman images --filter reference="$image" --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}'
