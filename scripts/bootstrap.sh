@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config
   libcivetweb-dev libxgboost-dev libarchive-dev libopenblas-dev libjansson-dev
   libcmocka-dev clang-14 libclang-rt-14-dev
-  python3-xgboost python3-numpy
+  python3-xgboost python3-numpy python3-prometheus-client
   curl ca-certificates
 )
 

@@ -48,6 +48,7 @@ static int env_bool(const char *name, bool *out, sms_error_t *err)
 int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->metrics = true;
     const char *dir = getenv("SM_MODEL_DIR");
     if (!dir || !*dir)
         dir = "/opt/ml/model";
@@ -64,7 +65,8 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
         env_long("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1, 86400, &timeout, err) < 0 ||
         env_long("MAX_CONTENT_LENGTH", 1, 1L << 34, &max_len, err) < 0 ||
         env_long("SMSERVE_CONNECTIONS", 4, 4096, &conns, err) < 0 ||
-        env_bool("SMSERVE_ALLOW_NEWER", &cfg->allow_newer, err) < 0)
+        env_bool("SMSERVE_ALLOW_NEWER", &cfg->allow_newer, err) < 0 ||
+        env_bool("SMSERVE_METRICS", &cfg->metrics, err) < 0)
         return -1;
     cfg->port = (int)port;
     cfg->workers = (int)workers;

@@ -19,16 +19,20 @@
 #include <time.h>
 
 #include "smserve/buf.h"
+#include "smserve/capture.h"
 #include "smserve/csv.h"
 #include "smserve/encode.h"
 #include "smserve/jsonreq.h"
 #include "smserve/log.h"
+#include "smserve/metrics.h"
 
 struct sms_http {
     struct mg_context *ctx;
     sms_config_t cfg;
     _Atomic(sms_model_t *) model;
     sem_t workers;
+    sms_metrics_t *metrics; /* may be NULL */
+    sms_capture_t *capture; /* NULL when capture is off */
 };
 
 /* A connection thread's buffers, kept for its whole life. */
@@ -38,6 +42,9 @@ typedef struct thread_buffers {
     sms_matrix_t rows;
     sms_matrix_t preds;
     sms_buf_t out;
+    /* What the current invocation did, for metrics. */
+    size_t response_bytes;
+    uint64_t model_us;
 } thread_buffers_t;
 
 static _Thread_local thread_buffers_t tbuf;
@@ -102,6 +109,7 @@ static void send_bytes(struct mg_connection *c, int status, const char *content_
                        const char *body, size_t len, const char *extra_name,
                        const char *extra_value)
 {
+    tbuf.response_bytes = len;
     if (extra_name && !strcasecmp(extra_name, "Connection")) {
         /* Only CivetWeb's header API makes it close the connection after
          * the handler; these replies are rare. */
@@ -120,10 +128,10 @@ static void send_bytes(struct mg_connection *c, int status, const char *content_
     /* Everything else is one write: CivetWeb's header API sends each header
      * line separately, which costs a syscall and a packet per line. */
     sms_buf_reset(&tbuf.head);
-    int rc = sms_buf_printf(&tbuf.head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n", status,
-                            mg_get_response_code_text(c, status),
-                            content_type ? "Content-Type: " : "", content_type ? content_type : "",
-                            content_type ? "\r\n" : "", len);
+    int rc =
+        sms_buf_printf(&tbuf.head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n", status,
+                       mg_get_response_code_text(c, status), content_type ? "Content-Type: " : "",
+                       content_type ? content_type : "", content_type ? "\r\n" : "", len);
     if (rc == 0 && extra_name)
         rc = sms_buf_printf(&tbuf.head, "%s: %s\r\n", extra_name, extra_value);
     if (rc == 0)
@@ -193,7 +201,8 @@ static int handle_not_found(struct mg_connection *c, void *data)
     (void)data;
     const struct mg_request_info *ri = mg_get_request_info(c);
     char msg[300];
-    snprintf(msg, sizeof msg, "no such path %.200s: smserve serves GET /ping and POST /invocations",
+    snprintf(msg, sizeof msg,
+             "no such path %.200s: smserve serves GET /ping, POST /invocations and GET /metrics",
              ri->local_uri ? ri->local_uri : "");
     return send_error(c, 404, msg, NULL, NULL);
 }
@@ -264,9 +273,16 @@ static int acquire_worker(sms_http_t *h)
     return rc;
 }
 
-static int handle_invocations(struct mg_connection *c, void *data)
+static uint64_t now_us(void)
 {
-    sms_http_t *h = data;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Serves one invocation and returns its status; the response is written. */
+static int invoke(struct mg_connection *c, sms_http_t *h, sms_encoding_t *enc_out)
+{
     const struct mg_request_info *ri = mg_get_request_info(c);
     char msg[600];
     if (!method_is(ri, "POST"))
@@ -324,7 +340,9 @@ static int handle_invocations(struct mg_connection *c, void *data)
                  h->cfg.workers, h->cfg.timeout_s);
         return send_error(c, 503, msg, NULL, NULL);
     }
+    uint64_t model_start = now_us();
     rc = sms_model_predict(model, tbuf.rows.values, tbuf.rows.rows, &tbuf.preds, &err);
+    tbuf.model_us = now_us() - model_start;
     sem_post(&h->workers);
     if (rc < 0) {
         sms_log("prediction failed: %s", err.msg);
@@ -335,16 +353,90 @@ static int handle_invocations(struct mg_connection *c, void *data)
     if (sms_encode(enc, tbuf.preds.values, tbuf.preds.rows, tbuf.preds.cols, &tbuf.out) < 0)
         return send_error(c, 500, "out of memory encoding the response", NULL, NULL);
     send_bytes(c, 200, sms_encoding_content_type(enc), tbuf.out.data, tbuf.out.len, NULL, NULL);
+    *enc_out = enc;
     return 200;
 }
 
-int sms_http_start(const sms_config_t *cfg, sms_http_t **out, sms_error_t *err)
+/* Hands a served invocation to capture, after the response has gone out. */
+static void capture_invocation(sms_http_t *h, struct mg_connection *c, sms_encoding_t enc,
+                               int64_t time_ms)
+{
+    if (!sms_capture_sample(h->capture))
+        return;
+    sms_capture_event_t ev = {
+        .input_type = mg_get_header(c, "Content-Type"),
+        .input = tbuf.body.data,
+        .input_len = tbuf.body.len,
+        .output_type = sms_encoding_content_type(enc),
+        .output = tbuf.out.data,
+        .output_len = tbuf.out.len,
+        .inference_id = mg_get_header(c, "X-Amzn-SageMaker-Inference-Id"),
+        .time_ms = time_ms,
+    };
+    sms_capture_submit(h->capture, &ev);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int handle_invocations(struct mg_connection *c, void *data)
+{
+    sms_http_t *h = data;
+    uint64_t start = now_us();
+    int64_t time_ms = h->capture ? wall_ms() : 0;
+    tbuf.model_us = 0;
+    tbuf.response_bytes = 0;
+    sms_matrix_reset(&tbuf.rows);
+    sms_buf_reset(&tbuf.body);
+    sms_encoding_t enc = SMS_ENC_CSV;
+    int status = invoke(c, h, &enc);
+    if (h->metrics) {
+        uint64_t total = now_us() - start;
+        sms_invocation_t inv = {
+            .status = status,
+            .model_us = tbuf.model_us,
+            .overhead_us = total > tbuf.model_us ? total - tbuf.model_us : 0,
+            .request_bytes = tbuf.body.len,
+            .response_bytes = tbuf.response_bytes,
+            .rows = status == 200 ? tbuf.rows.rows : 0,
+        };
+        sms_metrics_record(h->metrics, &inv);
+    }
+    if (h->capture && status == 200)
+        capture_invocation(h, c, enc, time_ms);
+    return status;
+}
+
+static int handle_metrics(struct mg_connection *c, void *data)
+{
+    sms_http_t *h = data;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (!method_is(ri, "GET"))
+        return send_error(c, 405, "/metrics takes GET", "Allow", "GET");
+    if (!h->metrics)
+        return send_error(c, 404, "metrics are off (SMSERVE_METRICS=false)", NULL, NULL);
+    sms_buf_reset(&tbuf.out);
+    if (sms_metrics_prometheus(h->metrics, &tbuf.out) < 0)
+        return send_error(c, 500, "out of memory writing the metrics", NULL, NULL);
+    send_bytes(c, 200, "text/plain; version=0.0.4; charset=utf-8", tbuf.out.data, tbuf.out.len,
+               NULL, NULL);
+    return 200;
+}
+
+int sms_http_start(const sms_config_t *cfg, sms_metrics_t *metrics, sms_capture_t *capture,
+                   sms_http_t **out, sms_error_t *err)
 {
     *out = NULL;
     sms_http_t *h = calloc(1, sizeof *h);
     if (!h)
         return sms_error_set(err, 500, "out of memory");
     h->cfg = *cfg;
+    h->metrics = metrics;
+    h->capture = capture;
     atomic_init(&h->model, NULL);
     sem_init(&h->workers, 0, (unsigned)cfg->workers);
 
@@ -389,6 +481,7 @@ int sms_http_start(const sms_config_t *cfg, sms_http_t **out, sms_error_t *err)
     mg_set_request_handler(h->ctx, "/ping$", handle_ping, h);
     mg_set_request_handler(h->ctx, "/invocations$", handle_invocations, h);
     mg_set_request_handler(h->ctx, "/execution-parameters$", handle_execution_parameters, h);
+    mg_set_request_handler(h->ctx, "/metrics$", handle_metrics, h);
     mg_set_request_handler(h->ctx, "/", handle_not_found, h);
     *out = h;
     return 0;

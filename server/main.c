@@ -12,9 +12,11 @@
 #include <time.h>
 
 #include "smserve/artifact.h"
+#include "smserve/capture.h"
 #include "smserve/config.h"
 #include "smserve/http.h"
 #include "smserve/log.h"
+#include "smserve/metrics.h"
 #include "smserve/model.h"
 
 #define EXIT_REFUSED 1
@@ -89,12 +91,27 @@ static int cmd_check(const char *path, const sms_config_t *cfg)
     return rc == 0 ? 0 : EXIT_REFUSED;
 }
 
+static void read_capture_counts(void *arg, sms_capture_counts_t *out)
+{
+    sms_capture_stats_t stats;
+    sms_capture_stats(arg, &stats);
+    out->written = stats.written;
+    out->dropped = stats.dropped + stats.paused_drops;
+}
+
 static int cmd_serve(void)
 {
     double start = now_ms();
     sms_config_t cfg;
     sms_error_t err = {0};
     if (sms_config_from_env(&cfg, &err) < 0) {
+        sms_log("%s", err.msg);
+        return EXIT_CONFIG;
+    }
+    sms_capture_config_t capture_cfg;
+    sms_metrics_config_t metrics_cfg;
+    if (sms_capture_config_from_env(&capture_cfg, &err) < 0 ||
+        sms_metrics_config_from_env(&metrics_cfg, &err) < 0) {
         sms_log("%s", err.msg);
         return EXIT_CONFIG;
     }
@@ -106,8 +123,21 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    sms_capture_t *capture = NULL;
+    if (capture_cfg.enabled && !(capture = sms_capture_start(&capture_cfg, &err))) {
+        sms_log("%s", err.msg);
+        return EXIT_CONFIG;
+    }
+    sms_metrics_t *metrics = cfg.metrics ? sms_metrics_create(&metrics_cfg) : NULL;
+    if (cfg.metrics && !metrics) {
+        sms_log("out of memory creating the metrics");
+        return EXIT_CONFIG;
+    }
+    if (metrics && capture)
+        sms_metrics_set_capture_source(metrics, read_capture_counts, capture);
+
     sms_http_t *http;
-    if (sms_http_start(&cfg, &http, &err) < 0) {
+    if (sms_http_start(&cfg, metrics, capture, &http, &err) < 0) {
         sms_log("%s", err.msg);
         return EXIT_CONFIG;
     }
@@ -143,11 +173,32 @@ static int cmd_serve(void)
             sms_model_num_output(model) > 1 ? "s" : "", sms_model_size(model),
             sms_model_size(model) > 1 ? "s" : "", setup_ms);
     sms_log("engine: %s", sms_model_engine(model));
+    if (metrics)
+        sms_metrics_set_setup_us(metrics, (uint64_t)(setup_ms * 1000.0));
+    if (metrics && metrics_cfg.emf_interval_s > 0 && sms_metrics_start_emf(metrics) < 0)
+        sms_log("could not start the CloudWatch EMF thread; /metrics still works");
+    if (capture)
+        sms_log("data capture on: %g%% of requests into %s/%s/%s", capture_cfg.sampling_percent,
+                capture_cfg.dir, capture_cfg.endpoint, capture_cfg.variant);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
     sms_log("%s received: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* In-flight requests finish (and submit their capture records), then
+     * capture writes out its queue, then metrics report a last time. */
     sms_http_stop(http);
+    if (capture) {
+        sms_capture_flush(capture);
+        sms_capture_stats_t stats;
+        sms_capture_stats(capture, &stats);
+        sms_log("data capture flushed: %llu records written, %llu dropped",
+                (unsigned long long)stats.written, (unsigned long long)stats.dropped);
+    }
+    /* The last EMF line reads the capture counters, so capture stops after. */
+    if (metrics)
+        sms_metrics_stop_emf(metrics);
+    sms_capture_stop(capture);
+    sms_metrics_free(metrics);
     sms_model_free(model);
     sms_log("stopped");
     return 0;

@@ -19,6 +19,7 @@ static const char *const VARS[] = {
     "SMSERVE_ALLOW_NEWER",
     "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
     "SMSERVE_ENGINE",
+    "SMSERVE_METRICS",
     NULL,
 };
 
@@ -44,6 +45,7 @@ static void defaults(void **state)
     assert_int_equal(cfg.default_accept, SMS_ENC_CSV);
     assert_false(cfg.allow_newer);
     assert_true(cfg.native_engine);
+    assert_true(cfg.metrics);
     /* connection threads always outnumber prediction workers */
     assert_true(cfg.connections > cfg.workers);
     assert_true(cfg.connections >= 64);
@@ -98,6 +100,7 @@ static void invalid_values(void **state)
     expect_invalid("MAX_CONTENT_LENGTH", "99999999999999999999999");
     expect_invalid("SMSERVE_ALLOW_NEWER", "maybe");
     expect_invalid("SMSERVE_ENGINE", "gpu");
+    expect_invalid("SMSERVE_METRICS", "sometimes");
     expect_invalid("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/x-recordio-protobuf");
 }
 

@@ -20,6 +20,7 @@ typedef struct sms_config {
     int connections;               /* SMSERVE_CONNECTIONS: HTTP connection threads, default 128 */
     bool allow_newer;              /* SMSERVE_ALLOW_NEWER: newer producer version only warns */
     bool native_engine;            /* SMSERVE_ENGINE: native (default) or xgboost (C API) */
+    bool metrics;                  /* SMSERVE_METRICS: record invocation metrics (true) */
 } sms_config_t;
 
 /* Fills cfg from the environment. 0, or -1 with err->msg naming the

@@ -6,14 +6,20 @@
 #ifndef SMSERVE_HTTP_H
 #define SMSERVE_HTTP_H
 
+#include "smserve/capture.h"
 #include "smserve/config.h"
 #include "smserve/error.h"
+#include "smserve/metrics.h"
 #include "smserve/model.h"
 
 typedef struct sms_http sms_http_t;
 
-/* Binds cfg->port and starts the connection threads. 0 or -1 with err. */
-int sms_http_start(const sms_config_t *cfg, sms_http_t **out, sms_error_t *err);
+/* Binds cfg->port and starts the connection threads. Every /invocations
+ * request is recorded in metrics (when not NULL) and, when 200 and sampled,
+ * handed to capture (when not NULL); /ping and /metrics are not counted.
+ * Both must outlive the server. 0 or -1 with err. */
+int sms_http_start(const sms_config_t *cfg, sms_metrics_t *metrics, sms_capture_t *capture,
+                   sms_http_t **out, sms_error_t *err);
 /* Publishes a loaded model; requests use it from then on. */
 void sms_http_set_model(sms_http_t *h, sms_model_t *model);
 /* Stops accepting, lets in-flight requests finish, frees the server (not
