@@ -5,10 +5,14 @@
 # count, against /ping: the baseline of the HTTP stack itself. The 1-row CSV
 # case runs again with SMSERVE_ENGINE=xgboost (the C API path) to show what
 # the native evaluator buys over HTTP. Prints req/s, p50, p99, the ratios to
-# /ping and the targets of issue 5.
+# /ping and the targets of issue 5. Then runs bench/observe.sh on the same
+# model and payloads: the cost of data capture and of metrics, and /metrics
+# and EMF latencies next to wrk's (issue 3).
 #
 #   bench/http.sh   env: BENCH_SECONDS (2, per wrk run), BENCH_ROUNDS (3 ping/case
-#                   pairs per case; the table shows medians), SMSERVE_BIN (build/smserve)
+#                   pairs per case; the table shows medians), SMSERVE_BIN (build/smserve),
+#                   BENCH_OBSERVE (1; 0 skips bench/observe.sh), BENCH_METRICS_ROUNDS
+#                   (see bench/observe.sh)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -176,3 +180,8 @@ END {
     target("csv-1row 8", "8 connections: req/s vs /ping'"'"'s", ">=", 0.6, median(rr["csv-1row 8"]))
     target("csv-1row 1", "1 connection: p50 vs /ping'"'"'s", "<=", 1.3, median(pr["csv-1row 1"]))
 }' "$work/results"
+
+if [[ ${BENCH_OBSERVE:-1} != 0 ]]; then
+    echo
+    BENCH_DATA="$work" SMSERVE_BIN="$bin" "$root/bench/observe.sh"
+fi
