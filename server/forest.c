@@ -35,7 +35,7 @@ typedef struct node {
     float threshold;
     uint32_t slot; /* byte offset of the slot's column-0 float in the block */
     uint32_t left; /* byte offset of the left child in the node array */
-    float leaf;    /* a leaf's contribution (dart weight applied); 0 inside */
+    float leaf;    /* a leaf's contribution (see sms_forest_set_fused); 0 inside */
 } node_t;
 
 #define BLOCK_ROWS 8
@@ -99,6 +99,14 @@ struct sms_forest {
     size_t num_output;
     float base_margin;
     enum output_fn output;
+    /* Dart only (NULL otherwise): each tree's weight, and for each node of
+     * the general layout d = (base margin + leaf) - base margin, the
+     * tree's prediction less the base margin, in float (0 inside). Leaves
+     * hold d * weight rounded to float, or d alone when `fused`: then the
+     * weight is applied in one rounding with the addition. */
+    float *dart_weight;
+    float *dart_delta;
+    bool fused;
     /* Sorted distinct thresholds per feature, for the parity probe. */
     float *thresholds;
     size_t *threshold_start; /* num_feature + 1 offsets */
@@ -224,15 +232,21 @@ static int int_value(json_t *v, long long *out)
     return -1;
 }
 
+/* Half a float ulp above FLT_MAX: doubles below it round to FLT_MAX, and
+ * it and above (ties go to even) to infinity. */
+#define FLT_MAX_ROUNDING 0x1.ffffffp127
+
 /* A float32 the model wrote as decimal: XGBoost prints each float with the
  * shortest digits that read back to it, so the nearest double, rounded to
- * float, is that float again. */
+ * float, is that float again. Those of FLT_MAX, 3.4028235e38, read as a
+ * double just above it, so finite floats are the doubles that round to a
+ * finite float, not those up to FLT_MAX. */
 static int float_value(json_t *v, float *out)
 {
     if (!json_is_number(v))
         return -1;
     double d = json_number_value(v);
-    if (!(fabs(d) <= FLT_MAX))
+    if (!(fabs(d) < FLT_MAX_ROUNDING))
         return -1;
     *out = (float)d;
     return 0;
@@ -312,6 +326,15 @@ static int build_thresholds(sms_forest_t *f)
     return 0;
 }
 
+/* d * w rounded to float on its own, as XGBoost's unfused accumulation
+ * does: the volatile keeps a compiler from contracting it into a later
+ * addition. */
+static float dart_product(float d, float w)
+{
+    volatile float p = d * w;
+    return p;
+}
+
 /* Checks one tree's arrays and appends its reachable nodes to f in
  * breadth-first order, so that a node's children are adjacent. `seen` and
  * `queue` are scratch of at least n entries. Returns 0, or -1 with why. */
@@ -355,7 +378,8 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
                  * the tree prediction is base margin + leaf, in float. */
                 volatile float p = f->base_margin + cond;
                 volatile float d = p - f->base_margin;
-                v = d * leaf_scale;
+                f->dart_delta[base + q] = d;
+                v = dart_product(d, leaf_scale);
             }
             nd->leaf = v;
             continue;
@@ -394,6 +418,8 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
         nd->slot = (uint32_t)(slot * SLOT_BYTES);
         nd->left = (uint32_t)((base + count) * sizeof(node_t));
         nd->leaf = 0.0f;
+        if (dart)
+            f->dart_delta[base + q] = 0.0f;
         level[count] = level[count + 1] = (uint16_t)(level[q] + 1);
         if (level[count] > depth)
             depth = level[count];
@@ -435,6 +461,19 @@ static void fill_complete(const sms_forest_t *f, uint32_t off, cnode_t *cn, floa
                   d + 1, D);
 }
 
+/* Writes every tree of the general layout into the complete one. */
+static void fill_complete_trees(sms_forest_t *f)
+{
+    const unsigned D = f->cdepth;
+    const size_t width = (size_t)1 << D;
+    for (size_t t = 0; t < f->num_trees; t++) {
+        cnode_t *cn = f->cnodes + t * width;
+        cn[0].key = UINT32_MAX;
+        cn[0].slot = (uint32_t)(2 * f->num_feature * SLOT_BYTES);
+        fill_complete(f, f->root[t], cn, f->cleaves + t * width, 1, 0, D);
+    }
+}
+
 /* Moves f to the complete layout when its bounds allow; otherwise, or when
  * memory is short, f keeps the general layout, which predicts the same. */
 static void make_complete(sms_forest_t *f)
@@ -457,13 +496,8 @@ static void make_complete(sms_forest_t *f)
         f->cleaves = NULL;
         return;
     }
-    for (size_t t = 0; t < f->num_trees; t++) {
-        cnode_t *cn = f->cnodes + t * width;
-        cn[0].key = UINT32_MAX;
-        cn[0].slot = (uint32_t)(2 * f->num_feature * SLOT_BYTES);
-        fill_complete(f, f->root[t], cn, f->cleaves + t * width, 1, 0, D);
-    }
     f->cdepth = D;
+    fill_complete_trees(f);
 }
 
 static const objective_t *find_objective(const char *name)
@@ -668,12 +702,20 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     seen = malloc(widest);
     if (!f->nodes || !queue || !level || !seen)
         goto oom;
+    if (dart) {
+        f->dart_delta = malloc((total ? total : 1) * sizeof *f->dart_delta);
+        f->dart_weight = malloc(num_trees * sizeof *f->dart_weight);
+        if (!f->dart_delta || !f->dart_weight)
+            goto oom;
+    }
     for (size_t t = 0; t < num_trees; t++) {
         float w = 1.0f;
         if (dart && float_value(json_array_get(weights, t), &w) < 0) {
             refuse(why, why_size, "weight_drop[%zu] is not a float", t);
             goto fail;
         }
+        if (dart)
+            f->dart_weight[t] = w;
         if (compile_tree(f, t, &arrays[t], w, dart, queue, level, seen, why, why_size) < 0)
             goto fail;
     }
@@ -710,7 +752,31 @@ void sms_forest_free(sms_forest_t *f)
     free(f->group);
     free(f->thresholds);
     free(f->threshold_start);
+    free(f->dart_weight);
+    free(f->dart_delta);
     free(f);
+}
+
+void sms_forest_set_fused(sms_forest_t *f, bool fused)
+{
+    if (!f->dart_weight || f->fused == fused)
+        return;
+    const uint32_t leaf_slot = (uint32_t)(2 * f->num_feature * SLOT_BYTES);
+    for (size_t t = 0; t < f->num_trees; t++) {
+        size_t end = t + 1 < f->num_trees ? f->root[t + 1] / sizeof(node_t) : f->num_nodes;
+        for (size_t i = f->root[t] / sizeof(node_t); i < end; i++)
+            if (f->nodes[i].slot == leaf_slot)
+                f->nodes[i].leaf =
+                    fused ? f->dart_delta[i] : dart_product(f->dart_delta[i], f->dart_weight[t]);
+    }
+    f->fused = fused;
+    if (f->cnodes)
+        fill_complete_trees(f);
+}
+
+bool sms_forest_fused(const sms_forest_t *f)
+{
+    return f->fused;
 }
 
 size_t sms_forest_num_feature(const sms_forest_t *f)
@@ -748,6 +814,17 @@ static void widen(const float *x, size_t n, size_t nf, float *wide)
 
 #define NODE(off) ((const node_t *)(nodes + (off)))
 
+/* The walks below are written once and instantiated twice by
+ * predict_rows: `fused` is a constant in each copy, so the common case
+ * keeps its plain additions. */
+#define WALK static inline __attribute__((always_inline)) void
+
+/* Adds a leaf a walk reached in tree t to a margin (see struct sms_forest):
+ * fused, d * weight + margin in one rounding, as fmaf does on every
+ * platform; else leaf + margin, the leaf holding the rounded product. */
+#define SUM(margin, leaf, t)                                                                       \
+    ((margin) = fused ? fmaf((leaf), weight[t], (margin)) : (margin) + (leaf))
+
 /* One step down for column r of the widened block. */
 static inline uint32_t step(const char *nodes, uint32_t off, const char *wide, size_t r)
 {
@@ -759,9 +836,10 @@ static inline uint32_t step(const char *nodes, uint32_t off, const char *wide, s
 /* Adds every tree's leaf, in tree order, to acc (BLOCK_ROWS rows x
  * num_group margins): the rows' eight walks through a tree are independent,
  * so their memory latencies overlap. */
-static void walk_block(const sms_forest_t *f, const float *wide_block, float *acc)
+WALK walk_block(const sms_forest_t *f, const float *wide_block, float *acc, const bool fused)
 {
     const char *nodes = (const char *)f->nodes, *wide = (const char *)wide_block;
+    const float *weight = f->dart_weight;
     const size_t ng = f->num_group;
     for (size_t t = 0; t < f->num_trees; t++) {
         uint32_t o0, o1, o2, o3, o4, o5, o6, o7;
@@ -777,24 +855,25 @@ static void walk_block(const sms_forest_t *f, const float *wide_block, float *ac
             o7 = step(nodes, o7, wide, 7);
         }
         float *a = acc + f->group[t];
-        a[0 * ng] += NODE(o0)->leaf;
-        a[1 * ng] += NODE(o1)->leaf;
-        a[2 * ng] += NODE(o2)->leaf;
-        a[3 * ng] += NODE(o3)->leaf;
-        a[4 * ng] += NODE(o4)->leaf;
-        a[5 * ng] += NODE(o5)->leaf;
-        a[6 * ng] += NODE(o6)->leaf;
-        a[7 * ng] += NODE(o7)->leaf;
+        SUM(a[0 * ng], NODE(o0)->leaf, t);
+        SUM(a[1 * ng], NODE(o1)->leaf, t);
+        SUM(a[2 * ng], NODE(o2)->leaf, t);
+        SUM(a[3 * ng], NODE(o3)->leaf, t);
+        SUM(a[4 * ng], NODE(o4)->leaf, t);
+        SUM(a[5 * ng], NODE(o5)->leaf, t);
+        SUM(a[6 * ng], NODE(o6)->leaf, t);
+        SUM(a[7 * ng], NODE(o7)->leaf, t);
     }
 }
 
 /* One row (column 0 of a widened block), eight trees at a time: the walks
  * of different trees overlap while each tree's leaf is still added in tree
  * order. */
-static void walk_row(const sms_forest_t *f, const float *wide_block, float *acc)
+WALK walk_row(const sms_forest_t *f, const float *wide_block, float *acc, const bool fused)
 {
     const char *nodes = (const char *)f->nodes, *wide = (const char *)wide_block;
     const uint32_t *root = f->root, *group = f->group;
+    const float *weight = f->dart_weight;
     size_t t = 0;
     for (; t + 8 <= f->num_trees; t += 8) {
         uint32_t o0 = root[t], o1 = root[t + 1], o2 = root[t + 2], o3 = root[t + 3];
@@ -812,20 +891,20 @@ static void walk_row(const sms_forest_t *f, const float *wide_block, float *acc)
             o6 = step(nodes, o6, wide, 0);
             o7 = step(nodes, o7, wide, 0);
         }
-        acc[group[t]] += NODE(o0)->leaf;
-        acc[group[t + 1]] += NODE(o1)->leaf;
-        acc[group[t + 2]] += NODE(o2)->leaf;
-        acc[group[t + 3]] += NODE(o3)->leaf;
-        acc[group[t + 4]] += NODE(o4)->leaf;
-        acc[group[t + 5]] += NODE(o5)->leaf;
-        acc[group[t + 6]] += NODE(o6)->leaf;
-        acc[group[t + 7]] += NODE(o7)->leaf;
+        SUM(acc[group[t]], NODE(o0)->leaf, t);
+        SUM(acc[group[t + 1]], NODE(o1)->leaf, t + 1);
+        SUM(acc[group[t + 2]], NODE(o2)->leaf, t + 2);
+        SUM(acc[group[t + 3]], NODE(o3)->leaf, t + 3);
+        SUM(acc[group[t + 4]], NODE(o4)->leaf, t + 4);
+        SUM(acc[group[t + 5]], NODE(o5)->leaf, t + 5);
+        SUM(acc[group[t + 6]], NODE(o6)->leaf, t + 6);
+        SUM(acc[group[t + 7]], NODE(o7)->leaf, t + 7);
     }
     for (; t < f->num_trees; t++) {
         uint32_t o = root[t];
         for (unsigned d = f->depth[t]; d; d--)
             o = step(nodes, o, wide, 0);
-        acc[group[t]] += NODE(o)->leaf;
+        SUM(acc[group[t]], NODE(o)->leaf, t);
     }
 }
 
@@ -869,29 +948,30 @@ static inline uint32_t row_key(const char *p)
         CSTEP(cn, i##7, 7);                                                                        \
     } while (0)
 
-/* Adds the leaves the eight rows reached, leaf + i##r, to their margins:
- * s0 to s7 with one output group, acc (stride ng) at group g with more. */
-#define ADD_LEAVES8(leaf, i, g)                                                                    \
+/* Adds the leaves the eight rows reached in tree t, leaf + i##r, to their
+ * margins: s0 to s7 with one output group, acc (stride ng) at group g with
+ * more. */
+#define ADD_LEAVES8(leaf, i, t, g)                                                                 \
     do {                                                                                           \
         if (ng == 1) {                                                                             \
-            s0 += (leaf)[i##0];                                                                    \
-            s1 += (leaf)[i##1];                                                                    \
-            s2 += (leaf)[i##2];                                                                    \
-            s3 += (leaf)[i##3];                                                                    \
-            s4 += (leaf)[i##4];                                                                    \
-            s5 += (leaf)[i##5];                                                                    \
-            s6 += (leaf)[i##6];                                                                    \
-            s7 += (leaf)[i##7];                                                                    \
+            SUM(s0, (leaf)[i##0], t);                                                              \
+            SUM(s1, (leaf)[i##1], t);                                                              \
+            SUM(s2, (leaf)[i##2], t);                                                              \
+            SUM(s3, (leaf)[i##3], t);                                                              \
+            SUM(s4, (leaf)[i##4], t);                                                              \
+            SUM(s5, (leaf)[i##5], t);                                                              \
+            SUM(s6, (leaf)[i##6], t);                                                              \
+            SUM(s7, (leaf)[i##7], t);                                                              \
         } else {                                                                                   \
             float *a = acc + (g);                                                                  \
-            a[0 * ng] += (leaf)[i##0];                                                             \
-            a[1 * ng] += (leaf)[i##1];                                                             \
-            a[2 * ng] += (leaf)[i##2];                                                             \
-            a[3 * ng] += (leaf)[i##3];                                                             \
-            a[4 * ng] += (leaf)[i##4];                                                             \
-            a[5 * ng] += (leaf)[i##5];                                                             \
-            a[6 * ng] += (leaf)[i##6];                                                             \
-            a[7 * ng] += (leaf)[i##7];                                                             \
+            SUM(a[0 * ng], (leaf)[i##0], t);                                                       \
+            SUM(a[1 * ng], (leaf)[i##1], t);                                                       \
+            SUM(a[2 * ng], (leaf)[i##2], t);                                                       \
+            SUM(a[3 * ng], (leaf)[i##3], t);                                                       \
+            SUM(a[4 * ng], (leaf)[i##4], t);                                                       \
+            SUM(a[5 * ng], (leaf)[i##5], t);                                                       \
+            SUM(a[6 * ng], (leaf)[i##6], t);                                                       \
+            SUM(a[7 * ng], (leaf)[i##7], t);                                                       \
         }                                                                                          \
     } while (0)
 
@@ -899,9 +979,11 @@ static inline uint32_t row_key(const char *p)
  * independent walks hide more of each step's load latency than eight, and
  * the first tree's leaves are still added before the second's. With one
  * output group the margins stay in registers. */
-static void walk_block_complete(const sms_forest_t *f, const float *wide_block, float *acc)
+WALK walk_block_complete(const sms_forest_t *f, const float *wide_block, float *acc,
+                         const bool fused)
 {
     const char *wide = (const char *)wide_block;
+    const float *weight = f->dart_weight;
     const unsigned D = f->cdepth;
     const size_t width = (size_t)1 << D, ng = f->num_group;
     const cnode_t *cn = f->cnodes;
@@ -922,8 +1004,8 @@ static void walk_block_complete(const sms_forest_t *f, const float *wide_block, 
         }
         i0 -= width, i1 -= width, i2 -= width, i3 -= width;
         i4 -= width, i5 -= width, i6 -= width, i7 -= width;
-        ADD_LEAVES8(cleaves + t * width, i, f->group[t]);
-        ADD_LEAVES8(cleaves + t * width, j, f->group[t + 1]);
+        ADD_LEAVES8(cleaves + t * width, i, t, f->group[t]);
+        ADD_LEAVES8(cleaves + t * width, j, t + 1, f->group[t + 1]);
     }
     if (t < f->num_trees) {
         size_t i0 = 1, i1 = 1, i2 = 1, i3 = 1, i4 = 1, i5 = 1, i6 = 1, i7 = 1;
@@ -931,7 +1013,7 @@ static void walk_block_complete(const sms_forest_t *f, const float *wide_block, 
             CSTEP8(cn, i);
         i0 -= width, i1 -= width, i2 -= width, i3 -= width;
         i4 -= width, i5 -= width, i6 -= width, i7 -= width;
-        ADD_LEAVES8(cleaves + t * width, i, f->group[t]);
+        ADD_LEAVES8(cleaves + t * width, i, t, f->group[t]);
     }
     if (ng == 1) {
         acc[0] = s0;
@@ -946,9 +1028,10 @@ static void walk_block_complete(const sms_forest_t *f, const float *wide_block, 
 }
 
 /* walk_row on the complete layout. */
-static void walk_row_complete(const sms_forest_t *f, const float *wide_block, float *acc)
+WALK walk_row_complete(const sms_forest_t *f, const float *wide_block, float *acc, const bool fused)
 {
     const char *wide = (const char *)wide_block;
+    const float *weight = f->dart_weight;
     const unsigned D = f->cdepth;
     const size_t width = (size_t)1 << D;
     const uint32_t *group = f->group;
@@ -976,28 +1059,29 @@ static void walk_row_complete(const sms_forest_t *f, const float *wide_block, fl
         }
         /* Leaf i of tree t + k is at (t + k) * width + i - width. */
         const float *leaf = f->cleaves + t * width;
-        acc[group[t]] += leaf[i0 - width];
-        acc[group[t + 1]] += leaf[i1];
-        acc[group[t + 2]] += leaf[width + i2];
-        acc[group[t + 3]] += leaf[2 * width + i3];
-        acc[group[t + 4]] += leaf[3 * width + i4];
-        acc[group[t + 5]] += leaf[4 * width + i5];
-        acc[group[t + 6]] += leaf[5 * width + i6];
-        acc[group[t + 7]] += leaf[6 * width + i7];
+        SUM(acc[group[t]], leaf[i0 - width], t);
+        SUM(acc[group[t + 1]], leaf[i1], t + 1);
+        SUM(acc[group[t + 2]], leaf[width + i2], t + 2);
+        SUM(acc[group[t + 3]], leaf[2 * width + i3], t + 3);
+        SUM(acc[group[t + 4]], leaf[3 * width + i4], t + 4);
+        SUM(acc[group[t + 5]], leaf[4 * width + i5], t + 5);
+        SUM(acc[group[t + 6]], leaf[5 * width + i6], t + 6);
+        SUM(acc[group[t + 7]], leaf[6 * width + i7], t + 7);
     }
     for (; t < f->num_trees; t++) {
         const cnode_t *cn = f->cnodes + t * width;
         size_t i = 1;
         for (unsigned d = D; d; d--)
             CSTEP(cn, i, 0);
-        acc[group[t]] += f->cleaves[t * width + i - width];
+        SUM(acc[group[t]], f->cleaves[t * width + i - width], t);
     }
 }
 
 /* walk_row on the row itself, for rows too wide to widen on the stack. */
-static void walk_row_unwidened(const sms_forest_t *f, const float *row, float *acc)
+WALK walk_row_unwidened(const sms_forest_t *f, const float *row, float *acc, const bool fused)
 {
     const char *nodes = (const char *)f->nodes;
+    const float *weight = f->dart_weight;
     const size_t nf = f->num_feature;
     for (size_t t = 0; t < f->num_trees; t++) {
         uint32_t o = f->root[t];
@@ -1011,7 +1095,7 @@ static void walk_row_unwidened(const sms_forest_t *f, const float *row, float *a
             bool right = v != v ? right_default : !(v < nd->threshold);
             o = nd->left + (right ? (uint32_t)sizeof(node_t) : 0u);
         }
-        acc[f->group[t]] += NODE(o)->leaf;
+        SUM(acc[f->group[t]], NODE(o)->leaf, t);
     }
 }
 
@@ -1048,7 +1132,9 @@ size_t sms_forest_workspace_floats(const sms_forest_t *f)
     return acc + (is_widened(f) ? (2 * f->num_feature + 1) * BLOCK_ROWS : 0);
 }
 
-void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, float *out, float *work)
+/* sms_forest_predict with the accumulation as a constant. */
+WALK predict_rows(const sms_forest_t *f, const float *x, size_t rows, float *out, float *work,
+                  const bool fused)
 {
     const size_t nf = f->num_feature, ng = f->num_group, no = f->num_output;
     /* The caller's workspace, not the stack: server threads have small
@@ -1063,12 +1149,12 @@ void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, floa
                 acc[g] = f->base_margin;
             if (f->cnodes) {
                 widen_keys(x + r * nf, 1, nf, wide);
-                walk_row_complete(f, wide, acc);
+                walk_row_complete(f, wide, acc, fused);
             } else if (widened) {
                 widen(x + r * nf, 1, nf, wide);
-                walk_row(f, wide, acc);
+                walk_row(f, wide, acc, fused);
             } else {
-                walk_row_unwidened(f, x + r * nf, acc);
+                walk_row_unwidened(f, x + r * nf, acc, fused);
             }
             finish_row(f, acc, out + r * no);
         }
@@ -1085,15 +1171,23 @@ void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, floa
             acc[k] = f->base_margin;
         if (f->cnodes) {
             widen_keys(x + r * nf, n, nf, wide);
-            walk_block_complete(f, wide, acc);
+            walk_block_complete(f, wide, acc, fused);
         } else {
             widen(x + r * nf, n, nf, wide);
-            walk_block(f, wide, acc);
+            walk_block(f, wide, acc, fused);
         }
         for (size_t k = 0; k < n; k++)
             finish_row(f, acc + k * ng, out + (r + k) * no);
         r += n;
     }
+}
+
+void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, float *out, float *work)
+{
+    if (f->fused)
+        predict_rows(f, x, rows, out, work, true);
+    else
+        predict_rows(f, x, rows, out, work, false);
 }
 
 /* ---- parity probe --------------------------------------------------------- */

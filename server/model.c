@@ -252,6 +252,15 @@ static uint32_t ulp_distance(float a, float b)
     return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
 
+/* How many of n values are the same float32 (or both NaN). */
+static size_t count_identical(const float *a, const float *b, size_t n)
+{
+    size_t same = 0;
+    for (size_t k = 0; k < n; k++)
+        same += ulp_distance(a[k], b[k]) == 0;
+    return same;
+}
+
 /* Compiles a tree booster into the native evaluator and keeps it only if it
  * reproduces the C API on the probe batch within one float32 ulp. Writes
  * what happened to note; never fails the load. */
@@ -298,6 +307,19 @@ static void try_native(member_t *m, const char *name, size_t num_feature, size_t
         goto reject;
     }
     sms_forest_predict(forest, probe, GATE_ROWS, native, thread_work.values);
+    size_t identical = count_identical(native, reference, values);
+    if (identical < values) {
+        /* Whether this build of the library fuses a dart tree's weighting
+         * into its addition (see sms_forest_set_fused): keep whichever
+         * accumulation reproduces more of its values. gbtree models predict
+         * the same both ways and stay unfused. */
+        sms_forest_set_fused(forest, true);
+        sms_forest_predict(forest, probe, GATE_ROWS, native, thread_work.values);
+        if (count_identical(native, reference, values) <= identical) {
+            sms_forest_set_fused(forest, false);
+            sms_forest_predict(forest, probe, GATE_ROWS, native, thread_work.values);
+        }
+    }
     size_t exact = 0;
     for (size_t k = 0; k < values; k++) {
         uint32_t d = ulp_distance(native[k], reference[k]);
@@ -311,10 +333,11 @@ static void try_native(member_t *m, const char *name, size_t num_feature, size_t
         exact += d == 0;
     }
     snprintf(note, note_size,
-             "%s: native evaluator (%zu trees, %zu nodes; parity gate: %zu probe rows, %zu of "
+             "%s: native evaluator (%zu trees, %zu nodes%s; parity gate: %zu probe rows, %zu of "
              "%zu values identical, the rest within 1 ulp)",
-             name, sms_forest_num_trees(forest), sms_forest_num_nodes(forest), (size_t)GATE_ROWS,
-             exact, values);
+             name, sms_forest_num_trees(forest), sms_forest_num_nodes(forest),
+             sms_forest_fused(forest) ? ", dart weights by fused multiply-add" : "",
+             (size_t)GATE_ROWS, exact, values);
     m->forest = forest;
     free(probe);
     free(native);

@@ -2,7 +2,9 @@
  * are trained here through the C API (every supported objective, gbtree and
  * dart, missing values, multi-class, non-default base scores, a deep/wide
  * model), serialised to JSON, compiled, and compared on probe rows, random
- * rows and several batch shapes. Models the evaluator must not take
+ * rows and several batch shapes; dart models in the one accumulation
+ * (two roundings or a fused multiply-add) this libxgboost was found to
+ * use. Models the evaluator must not take
  * (gblinear, categorical splits, hostile JSON) must give NULL and a reason. */
 #include "testutil.h"
 
@@ -214,6 +216,8 @@ static void compare(const float *want, const float *got, size_t n, parity_t *p)
 /* The smallest positive output of the last check_parity. */
 static float smallest_positive;
 
+static bool runtime_fuses_dart(void);
+
 /* Compiles b's JSON and checks every output bit against the C API on probe
  * rows and random rows, predicted whole, one row at a time, and in chunks
  * of awkward sizes. */
@@ -227,6 +231,11 @@ static void check_parity(BoosterHandle b, const char *label)
         print_error("%s: refused: %s\n", label, why);
         fail();
     }
+    /* The library's dart accumulation, found once per process: every dart
+     * model must then match in that one mode. */
+    bool dart = strstr(json, "\"name\":\"dart\"") != NULL;
+    sms_forest_set_fused(f, runtime_fuses_dart());
+    assert_true(sms_forest_fused(f) == (dart && runtime_fuses_dart()));
     bst_ulong nf_xgb;
     XGB_OK(XGBoosterGetNumFeature(b, &nf_xgb));
     size_t nf = sms_forest_num_feature(f), no = sms_forest_num_output(f);
@@ -294,6 +303,123 @@ static int dart_weights_differ(BoosterHandle b)
 }
 
 static void expect_refused(const char *json, size_t len, const char *reason_part);
+
+/* ---- the dart accumulation -------------------------------------------------- */
+
+/* A dart model on which the two accumulations of sms_forest_set_fused
+ * differ on many rows: regression (margins are outputs), base score 2.5,
+ * leaves and weights with full float mantissas. */
+static char *dart_discriminating_model(size_t *len)
+{
+    train_case_t c = {"reg:squarederror", "dart", 0, "2.5", 4, 8, 3, 200, NULL};
+    BoosterHandle b = train(&c);
+    size_t n;
+    char *json = save_json(b, &n);
+    XGBoosterFree(b);
+    json_t *root = json_loadb(json, n, 0, NULL);
+    free(json);
+    assert_non_null(root);
+    json_t *gb = json_object_get(json_object_get(root, "learner"), "gradient_booster");
+    json_t *trees =
+        json_object_get(json_object_get(json_object_get(gb, "gbtree"), "model"), "trees");
+    json_t *weights = json_object_get(gb, "weight_drop");
+    assert_int_equal(json_array_size(weights), json_array_size(trees));
+    for (size_t t = 0; t < json_array_size(trees); t++) {
+        json_t *tree = json_array_get(trees, t);
+        json_t *left = json_object_get(tree, "left_children");
+        json_t *cond = json_object_get(tree, "split_conditions");
+        for (size_t i = 0; i < json_array_size(left); i++)
+            if (json_integer_value(json_array_get(left, i)) == -1) {
+                float v = (i % 2 ? -1.0f : 1.0f) * (0.1f + 0.37f * (float)(i + 3 * t) / 7.0f);
+                json_array_set_new(cond, i, json_real(v));
+            }
+        json_array_set_new(weights, t, json_real((float)(0.3 + 0.11 * (double)t) / 3.0f));
+    }
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(root);
+    *len = strlen(s);
+    return s;
+}
+
+/* Whether this libxgboost fuses a dart tree's weighting into its addition:
+ * on a model where the two accumulations differ, it must match exactly one
+ * of them on every value. Found on first use, then remembered. */
+static bool runtime_fuses_dart(void)
+{
+    static int fused = -1;
+    if (fused >= 0)
+        return fused;
+    size_t len;
+    char *json = dart_discriminating_model(&len);
+    BoosterHandle b = load_json(json, len);
+    char why[256];
+    sms_forest_t *f = sms_forest_compile(json, len, why, sizeof why);
+    if (!f) {
+        print_error("the dart probe model was refused: %s\n", why);
+        fail();
+    }
+    size_t nf = sms_forest_num_feature(f), rows = 2000;
+    float *x = malloc(rows * nf * sizeof *x), *want = malloc(rows * sizeof *want);
+    float *plain = malloc(rows * sizeof *plain), *fma = malloc(rows * sizeof *fma);
+    assert_true(x && want && plain && fma);
+    sms_forest_probe(f, 7, rows, x);
+    predict_ref(b, x, rows, nf, want, rows);
+    assert_false(sms_forest_fused(f));
+    predict(f, x, rows, plain);
+    sms_forest_set_fused(f, true);
+    assert_true(sms_forest_fused(f));
+    predict(f, x, rows, fma);
+    size_t modes_differ = 0, plain_same = 0, fma_same = 0;
+    for (size_t r = 0; r < rows; r++) {
+        modes_differ += memcmp(&plain[r], &fma[r], sizeof *fma) != 0;
+        plain_same += memcmp(&plain[r], &want[r], sizeof *want) == 0;
+        fma_same += memcmp(&fma[r], &want[r], sizeof *want) == 0;
+    }
+    print_message("  dart accumulation probe: the two modes differ on %zu of %zu rows; XGBoost "
+                  "matches two roundings on %zu, a fused multiply-add on %zu\n",
+                  modes_differ, rows, plain_same, fma_same);
+    assert_true(modes_differ > rows / 10);
+    assert_true(plain_same == rows || fma_same == rows);
+    fused = fma_same == rows;
+    /* Back and forth: the leaves are rewritten, not accumulated. */
+    sms_forest_set_fused(f, false);
+    predict(f, x, rows, fma);
+    assert_memory_equal(fma, plain, rows * sizeof *fma);
+    free(x);
+    free(want);
+    free(plain);
+    free(fma);
+    free(json);
+    sms_forest_free(f);
+    XGBoosterFree(b);
+    return fused;
+}
+
+static void test_dart_accumulation(void **state)
+{
+    (void)state;
+    print_message("  this libxgboost adds dart trees with %s\n",
+                  runtime_fuses_dart() ? "one fused multiply-add (fmaf)"
+                                       : "two roundings (product, then sum)");
+    /* The gate's choice: a gbtree model ignores the setting. */
+    train_case_t c = {"reg:squarederror", "gbtree", 0, "2.5", 4, 8, 3, 200, NULL};
+    BoosterHandle b = train(&c);
+    size_t len;
+    char *json = save_json(b, &len);
+    sms_forest_t *f = sms_forest_compile(json, len, NULL, 0);
+    assert_non_null(f);
+    sms_forest_set_fused(f, true);
+    assert_false(sms_forest_fused(f));
+    sms_forest_free(f);
+    free(json);
+    XGBoosterFree(b);
+    /* The discriminating model through the whole parity check. */
+    json = dart_discriminating_model(&len);
+    b = load_json(json, len);
+    check_parity(b, "dart with full-mantissa leaves and weights");
+    XGBoosterFree(b);
+    free(json);
+}
 
 /* ---- parity tests ---------------------------------------------------------- */
 
@@ -622,6 +748,48 @@ static void test_parity_edge_thresholds(void **state)
     json_decref(root);
 }
 
+/* A threshold of FLT_MAX, which XGBoost writes as 3.4028235e38, a decimal
+ * just above FLT_MAX as a double: doubles up to half an ulp above round to
+ * it and are taken; from there on they round to infinity and are refused. */
+static void test_flt_max_threshold(void **state)
+{
+    (void)state;
+    json_t *root = small_model_of("gbtree");
+    json_t *trees = gbtree_trees(root);
+    for (size_t t = 0; t < json_array_size(trees); t++) {
+        json_t *tree = json_array_get(trees, t);
+        json_t *cond = json_object_get(tree, "split_conditions");
+        assert_true(json_integer_value(json_array_get(json_object_get(tree, "left_children"), 0)) >
+                    0);
+        json_array_set_new(cond, 0, json_real(t % 2 ? -3.4028235e38 : 3.4028235e38));
+    }
+    /* Nine digits, as XGBoost writes floats. */
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    assert_non_null(strstr(s, "3.4028235e38"));
+    BoosterHandle b = load_json(s, strlen(s));
+    check_parity(b, "gbtree with thresholds of +-FLT_MAX");
+    XGBoosterFree(b);
+    free(s);
+
+    const double below_half_ulp = 0x1.fffffefffffffp127;
+    sms_forest_t *f;
+    json_t *cond = json_object_get(json_array_get(trees, 0), "split_conditions");
+    json_array_set_new(cond, 0, json_real(below_half_ulp));
+    s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    f = sms_forest_compile(s, strlen(s), NULL, 0);
+    assert_non_null(f);
+    sms_forest_free(f);
+    free(s);
+    const double refused[] = {0x1.ffffffp127, -0x1.ffffffp127, 3.4028236e38, 1e39};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        json_array_set_new(cond, 0, json_real(refused[i]));
+        s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        expect_refused(s, strlen(s), "not a number");
+        free(s);
+    }
+    json_decref(root);
+}
+
 /* Trees of different depths in one model, a single leaf among them: the
  * shallower ones are padded to the deepest, their leaves kept. */
 static void test_parity_mixed_depths(void **state)
@@ -884,6 +1052,8 @@ int main(void)
         cmocka_unit_test(test_probe_deterministic),
         cmocka_unit_test(test_parity_edge_thresholds),
         cmocka_unit_test(test_parity_mixed_depths),
+        cmocka_unit_test(test_dart_accumulation),
+        cmocka_unit_test(test_flt_max_threshold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #ifndef SMSERVE_FOREST_H
 #define SMSERVE_FOREST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct sms_forest sms_forest_t;
@@ -46,6 +47,19 @@ size_t sms_forest_workspace_floats(const sms_forest_t *f);
  * with its own work. Allocates nothing and keeps its stack small. */
 void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, float *out,
                         float *work);
+
+/* How a dart model's trees are added to the margin. XGBoost adds each as
+ * margin += (tree prediction - base margin) * weight in float, which is
+ * two roundings (the product, then the sum) where the library was built
+ * without fused multiply-add, as on x86_64, and one where the compiler
+ * contracted it into a fused multiply-add, as in Debian's arm64 build. A
+ * compiled forest starts with two roundings; fused = true gives one
+ * (fmaf, exact on any platform, slower without hardware FMA). Which one
+ * the library does is found by asking it: the caller compares both with
+ * the C API (model.c's parity gate). No effect on gbtree models, whose
+ * leaves are added as they are. Not while other threads predict with f. */
+void sms_forest_set_fused(sms_forest_t *f, bool fused);
+bool sms_forest_fused(const sms_forest_t *f);
 
 /* Fills a parity probe batch of `rows` rows (rows x num_feature floats):
  * a deterministic mix (seeded by `seed`) of rows whose values sit exactly at
