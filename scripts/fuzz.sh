@@ -10,7 +10,9 @@ cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DFUZZ=ON -DBUILD_TESTING=O
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 
 status=0
+mkdir -p build-fuzz/logs
 for bin in build-fuzz/fuzz_*; do
+  [ -f "$bin" ] && [ -x "$bin" ] || continue
   name="$(basename "$bin")"
   corpus="build-fuzz/corpus/$name"
   mkdir -p "$corpus"
@@ -20,7 +22,7 @@ for bin in build-fuzz/fuzz_*; do
     *)            cp tests/fixtures/compat/*.* tests/fixtures/aws/* "$corpus"/ ;;
   esac
   echo "== $name for ${seconds}s"
-  log="build-fuzz/$name.log"
+  log="build-fuzz/logs/$name.log"
   # libFuzzer exits non-zero and writes the failing input to crash-*/leak-*/...
   if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="build-fuzz/$name-" "$corpus" >"$log" 2>&1; then
