@@ -25,43 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "smserve/env.h"
 #include "smserve/log.h"
 
 /* ---- configuration ---------------------------------------------------- */
-
-static int env_bool(const char *name, bool *out, sms_error_t *err)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return 0;
-    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) {
-        *out = true;
-        return 0;
-    }
-    if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) {
-        *out = false;
-        return 0;
-    }
-    return sms_error_set(err, 500, "invalid %s=\"%.64s\": expected true or false", name, v);
-}
-
-/* A decimal number in [min, max]; unset or empty keeps *out. */
-static int env_number(const char *name, double min, double max, double *out, sms_error_t *err)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return 0;
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (errno || end == v || *end || !isfinite(d) || d < min || d > max)
-        return sms_error_set(err, 500, "invalid %s=\"%.64s\": expected a number from %g to %g",
-                             name, v, min, max);
-    *out = d;
-    return 0;
-}
 
 /* A byte count in [min, max]; unset or empty keeps *out. */
 static int env_bytes(const char *name, unsigned long long min, unsigned long long max, size_t *out,
@@ -213,8 +180,8 @@ int sms_capture_config_from_env(sms_capture_config_t *cfg, sms_error_t *err)
     cfg->queue_bytes = 64u << 20;
     cfg->max_file_bytes = 64u << 20;
     cfg->max_disk_used_percent = 75;
-    if (env_bool("SMSERVE_CAPTURE_ENABLE", &cfg->enabled, err) < 0 ||
-        env_number("SMSERVE_CAPTURE_SAMPLING_PERCENTAGE", 0, 100, &cfg->sampling_percent, err) <
+    if (sms_env_bool("SMSERVE_CAPTURE_ENABLE", &cfg->enabled, err) < 0 ||
+        sms_env_double("SMSERVE_CAPTURE_SAMPLING_PERCENTAGE", 0, 100, &cfg->sampling_percent, err) <
             0 ||
         env_options(&cfg->capture_input, &cfg->capture_output, err) < 0 ||
         env_types("SMSERVE_CAPTURE_CSV_CONTENT_TYPES", "text/csv", cfg->csv_types,
@@ -226,8 +193,8 @@ int sms_capture_config_from_env(sms_capture_config_t *cfg, sms_error_t *err)
             0 ||
         env_bytes("SMSERVE_CAPTURE_QUEUE_BYTES", 1, 1ull << 40, &cfg->queue_bytes, err) < 0 ||
         env_bytes("SMSERVE_CAPTURE_MAX_FILE_BYTES", 1, 1ull << 40, &cfg->max_file_bytes, err) < 0 ||
-        env_number("SMSERVE_CAPTURE_MAX_DISK_PERCENT", 0, 100, &cfg->max_disk_used_percent, err) <
-            0)
+        sms_env_double("SMSERVE_CAPTURE_MAX_DISK_PERCENT", 0, 100, &cfg->max_disk_used_percent,
+                       err) < 0)
         return -1;
 
     const char *dir = getenv("SMSERVE_CAPTURE_DIR");

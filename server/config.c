@@ -2,6 +2,7 @@
  * so that a typo is one clear line instead of a misbehaving server. */
 #define _GNU_SOURCE
 #include "smserve/config.h"
+#include "smserve/env.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -10,40 +11,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-/* Reads an integer env var in [min, max]; unset or empty keeps *out. */
-static int env_long(const char *name, long min, long max, long *out, sms_error_t *err)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (errno || end == v || *end || n < min || n > max)
-        return sms_error_set(err, 500, "invalid %s=\"%.64s\": expected an integer from %ld to %ld",
-                             name, v, min, max);
-    *out = n;
-    return 0;
-}
-
-static int env_bool(const char *name, bool *out, sms_error_t *err)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return 0;
-    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) {
-        *out = true;
-        return 0;
-    }
-    if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) {
-        *out = false;
-        return 0;
-    }
-    return sms_error_set(err, 500, "invalid %s=\"%.64s\": expected true or false", name, v);
-}
 
 int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
 {
@@ -60,13 +27,13 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long port = 8080, workers = cpus > 0 ? cpus : 1, timeout = 60, conns = 128;
     long max_len = 6291456;
-    if (env_long("SAGEMAKER_BIND_TO_PORT", 1, 65535, &port, err) < 0 ||
-        env_long("SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1024, &workers, err) < 0 ||
-        env_long("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1, 86400, &timeout, err) < 0 ||
-        env_long("MAX_CONTENT_LENGTH", 1, 1L << 34, &max_len, err) < 0 ||
-        env_long("SMSERVE_CONNECTIONS", 4, 4096, &conns, err) < 0 ||
-        env_bool("SMSERVE_ALLOW_NEWER", &cfg->allow_newer, err) < 0 ||
-        env_bool("SMSERVE_METRICS", &cfg->metrics, err) < 0)
+    if (sms_env_long("SAGEMAKER_BIND_TO_PORT", 1, 65535, &port, err) < 0 ||
+        sms_env_long("SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1024, &workers, err) < 0 ||
+        sms_env_long("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1, 86400, &timeout, err) < 0 ||
+        sms_env_long("MAX_CONTENT_LENGTH", 1, 1L << 34, &max_len, err) < 0 ||
+        sms_env_long("SMSERVE_CONNECTIONS", 4, 4096, &conns, err) < 0 ||
+        sms_env_bool("SMSERVE_ALLOW_NEWER", &cfg->allow_newer, err) < 0 ||
+        sms_env_bool("SMSERVE_METRICS", &cfg->metrics, err) < 0)
         return -1;
     cfg->port = (int)port;
     cfg->workers = (int)workers;

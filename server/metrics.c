@@ -5,6 +5,7 @@
  * writes to stdout once per interval and at shutdown. */
 #define _GNU_SOURCE
 #include "smserve/metrics.h"
+#include "smserve/env.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -204,21 +205,10 @@ int sms_metrics_config_from_env(sms_metrics_config_t *cfg, sms_error_t *err)
         env_name("SMSERVE_METRICS_NAMESPACE", "smserve", true, cfg->namespace_,
                  sizeof cfg->namespace_, err) < 0)
         return -1;
-    cfg->emf_interval_s = 60;
-    const char *v = getenv("SMSERVE_METRICS_INTERVAL");
-    if (v && *v) {
-        char *end;
-        errno = 0;
-        long n = strtol(v, &end, 10);
-        while (*end == ' ' || *end == '\t')
-            end++;
-        if (errno || end == v || *end || n < 0 || n > 3600)
-            return sms_error_set(err, 500,
-                                 "invalid SMSERVE_METRICS_INTERVAL=\"%.64s\": expected seconds "
-                                 "from 0 (EMF off) to 3600",
-                                 v);
-        cfg->emf_interval_s = (int)n;
-    }
+    long interval = 60;
+    if (sms_env_long("SMSERVE_METRICS_INTERVAL", 0, 3600, &interval, err) < 0)
+        return -1;
+    cfg->emf_interval_s = (int)interval;
     return 0;
 }
 
