@@ -30,34 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Soft checks: a test keeps going (and stops its servers) after a failed
- * check, reports the first failures with their lines, and fails at the
- * end. */
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (++failures <= 40) {                                                                \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
-                fprintf(stderr, __VA_ARGS__);                                                      \
-                fputc('\n', stderr);                                                               \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
-static void begin(void)
-{
-    failures = 0;
-}
-
-static void end(void)
-{
-    if (failures > 40)
-        fprintf(stderr, "(%d failed checks in all; the first 40 are shown)\n", failures);
-    assert_int_equal(failures, 0);
-}
-
 /* ------------------------------------------------------------------ utilities */
 
 static double now_s(void)
@@ -797,7 +769,7 @@ typedef struct sent {
 static void test_capture_all(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = tu_mkdtemp();
     assert_non_null(dir);
     char *dir_env = xasprintf("SMSERVE_CAPTURE_DIR=%s", dir);
@@ -965,7 +937,7 @@ done:
     tu_rmtree(dir);
     free(dir);
     free(dir_env);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------- 2. capture options, encodings */
@@ -973,7 +945,7 @@ done:
 static void test_capture_options(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = tu_mkdtemp();
     assert_non_null(dir);
     char *dir_env = xasprintf("SMSERVE_CAPTURE_DIR=%s", dir);
@@ -1078,7 +1050,7 @@ static void test_capture_options(void **state)
     tu_rmtree(dir);
     free(dir);
     free(dir_env);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------------ 3. sampling */
@@ -1086,7 +1058,7 @@ static void test_capture_options(void **state)
 static void test_sampling(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = tu_mkdtemp();
     assert_non_null(dir);
     char *dir_env = xasprintf("SMSERVE_CAPTURE_DIR=%s", dir);
@@ -1139,7 +1111,7 @@ static void test_sampling(void **state)
     tu_rmtree(dir);
     free(dir);
     free(dir_env);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------- 4. small queue, load */
@@ -1147,7 +1119,7 @@ static void test_sampling(void **state)
 static void test_small_queue_under_load(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = tu_mkdtemp();
     assert_non_null(dir);
     char *dir_env = xasprintf("SMSERVE_CAPTURE_DIR=%s", dir);
@@ -1215,7 +1187,7 @@ done:
     free(dir);
     free(dir_env);
     free(body);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------ 5. SIGTERM flushes */
@@ -1226,7 +1198,7 @@ static void emf_free(json_t **lines, size_t n);
 static void test_sigterm_flushes(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = tu_mkdtemp();
     assert_non_null(dir);
     char *dir_env = xasprintf("SMSERVE_CAPTURE_DIR=%s", dir);
@@ -1275,7 +1247,7 @@ done:
     tu_rmtree(dir);
     free(dir);
     free(dir_env);
-    end();
+    tu_checks_end();
 }
 
 /* ---------------------------------------------------------- 6. /metrics */
@@ -1283,10 +1255,10 @@ done:
 static void test_metrics_counts(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     tu_server_t s;
     if (start_server(&s, NULL, "metrics") != 0) {
-        end();
+        tu_checks_end();
         return;
     }
     size_t req_bytes = 0, resp_bytes = 0;
@@ -1398,7 +1370,7 @@ static void test_metrics_counts(void **state)
     free(text);
 stop:
     stop_server(&s, "metrics", NULL);
-    end();
+    tu_checks_end();
 }
 
 /* ----------------------------------------------------------------- 7. EMF */
@@ -1551,7 +1523,7 @@ static long long wall_ms(void)
 static void test_emf(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     /* Defaults, a 1 s interval. */
     {
         const char *env[] = {"SMSERVE_METRICS_INTERVAL=1", NULL};
@@ -1596,7 +1568,7 @@ static void test_emf(void **state)
                   "EMF: the lines sum to %lld invocations, %lld 4xx, %lld 5xx; want 10, 2, 0", inv,
                   e4, e5);
             CHECK(setup == 1, "EMF: ModelSetupTime in %d lines, want 1", setup);
-            if (failures)
+            if (tu_failures)
                 fprintf(stderr, "---- log ----\n%.8000s\n", log);
             emf_free(lines, n);
             free(log);
@@ -1663,7 +1635,7 @@ static void test_emf(void **state)
         free(dir);
         free(dir_env);
     }
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------- 8. metrics off */
@@ -1671,7 +1643,7 @@ static void test_emf(void **state)
 static void test_metrics_off(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     const char *env[] = {"SMSERVE_METRICS=false", "SMSERVE_METRICS_INTERVAL=1", NULL};
     tu_server_t s;
     if (start_server(&s, env, "metrics off") == 0) {
@@ -1700,7 +1672,7 @@ static void test_metrics_off(void **state)
         emf_free(lines, n);
         free(log);
     }
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------- 9. invalid env */
@@ -1708,7 +1680,7 @@ static void test_metrics_off(void **state)
 static void test_invalid_env(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = tu_mkdtemp();
     assert_non_null(dir);
     char *file = tu_path(dir, "a-file");
@@ -1760,7 +1732,7 @@ static void test_invalid_env(void **state)
     free(file);
     free(dir_env);
     free(bad_dir_env);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------- 10. capture paused */
@@ -1771,7 +1743,7 @@ static void test_invalid_env(void **state)
 static void test_capture_paused(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = tu_mkdtemp();
     assert_non_null(dir);
     char *dir_env = xasprintf("SMSERVE_CAPTURE_DIR=%s", dir);
@@ -1821,7 +1793,7 @@ static void test_capture_paused(void **state)
     tu_rmtree(dir);
     free(dir);
     free(dir_env);
-    end();
+    tu_checks_end();
 }
 
 int main(void)

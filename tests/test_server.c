@@ -26,30 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Soft checks: a test keeps going (and stops its servers) after a failed
- * check, reports every failure with its line, and fails at the end. */
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
-
-static void begin(void)
-{
-    failures = 0;
-}
-
-static void end(void)
-{
-    assert_int_equal(failures, 0);
-}
-
 /* ------------------------------------------------------------------ utilities */
 
 static double now_s(void)
@@ -288,7 +264,7 @@ static void compare_tables(const char *what, const table_t *got, const table_t *
                 CHECK(0, "%s: row %zu value %zu: got %.9g, want %.9g", what, i / want->cols + 1,
                       i % want->cols + 1, got->v[i], want->v[i]);
             else
-                failures++;
+                tu_failures++;
         }
     }
 }
@@ -507,16 +483,16 @@ static void serve_case(const char *index_path, const char *name)
 static void test_serve_cases(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     for_each_index_line("serve/index.txt", 13, serve_case);
-    end();
+    tu_checks_end();
 }
 
 /* A model dir holding only an unextracted model.tar.gz. */
 static void test_serve_tarball(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = fixture("tarball");
     char *file = fixture("tarball/model.tar.gz");
     serve_one("tarball", dir, dir, dir);
@@ -528,7 +504,7 @@ static void test_serve_tarball(void **state)
     free(out);
     free(dir);
     free(file);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------------ refusal cases */
@@ -681,9 +657,9 @@ static void refuse_case(const char *index_path, const char *line)
 static void test_refuse_cases(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     for_each_index_line("refuse/index.txt", 10, refuse_case);
-    end();
+    tu_checks_end();
 }
 
 /* ---------------------------------------------------------------- CLI, env */
@@ -691,7 +667,7 @@ static void test_refuse_cases(void **state)
 static void test_version(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *out = NULL;
     const char *argv[] = {SMS_BINARY, "--version", NULL};
     int rc = tu_run_timed(argv, NULL, 10, &out, NULL);
@@ -700,13 +676,13 @@ static void test_version(void **state)
     CHECK(strstr(out, "1.7.4"), "--version does not name XGBoost 1.7.4: %s", out);
     CHECK(strstr(out, "CivetWeb"), "--version does not name CivetWeb: %s", out);
     free(out);
-    end();
+    tu_checks_end();
 }
 
 static void test_invalid_env(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     static const char *bad[][2] = {
         {"SAGEMAKER_BIND_TO_PORT", "abc"},
         {"SAGEMAKER_MODEL_SERVER_WORKERS", "0"},
@@ -730,7 +706,7 @@ static void test_invalid_env(void **state)
               out);
         free(out);
     }
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------ sample model, codes */
@@ -798,7 +774,7 @@ static void expect_status(int port, const char *method, const char *path, const 
 static void test_sample_requests(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = sample_dir(), *csv_path = sample_file("sample.csv"),
          *json_path = sample_file("sample.json"), *exp_path = sample_file("sample.expected");
     size_t csv_len, json_len;
@@ -972,7 +948,7 @@ done:
     free(csv_path);
     free(json_path);
     free(exp_path);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------------- raw sockets */
@@ -1025,7 +1001,7 @@ static int send_str(int fd, const char *s)
 static void test_max_content_length(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = sample_dir();
     const char *env[] = {"MAX_CONTENT_LENGTH=1000", NULL};
     tu_server_t s;
@@ -1075,7 +1051,7 @@ static void test_max_content_length(void **state)
     stop_server(&s, "max content length");
 done:
     free(dir);
-    end();
+    tu_checks_end();
 }
 
 /* --------------------------------------------------------- hostile bodies */
@@ -1159,7 +1135,7 @@ static size_t make_hostile(size_t i, char *buf, size_t cap, const char *valid, s
 static void test_hostile_bodies(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = sample_dir(), *json_path = sample_file("sample.json"),
          *csv_path = sample_file("sample.csv"), *exp_path = sample_file("sample.expected");
     size_t json_len, csv_len;
@@ -1223,7 +1199,7 @@ done:
     free(json_path);
     free(csv_path);
     free(exp_path);
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------------ concurrency */
@@ -1270,7 +1246,7 @@ static void *conc_worker(void *arg)
 static void test_concurrent_predictions(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     static const char *cases[] = {"gbtree-multi-softprob", "gblinear-multi-softprob",
                                   "dart-reg-squarederror"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -1313,7 +1289,7 @@ static void test_concurrent_predictions(void **state)
         free(json_path);
         free(exp_path);
     }
-    end();
+    tu_checks_end();
 }
 
 /* ------------------------------------------------------------ connections */
@@ -1321,7 +1297,7 @@ static void test_concurrent_predictions(void **state)
 static void test_idle_connections(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = sample_dir();
     const char *env[] = {"SAGEMAKER_MODEL_SERVER_WORKERS=2", NULL};
     tu_server_t s;
@@ -1376,14 +1352,14 @@ static void test_idle_connections(void **state)
     stop_server(&s, "idle connections");
 done:
     free(dir);
-    end();
+    tu_checks_end();
 }
 
 /* SIGTERM after serving: exit status 0. */
 static void test_sigterm(void **state)
 {
     (void)state;
-    begin();
+    tu_checks_begin();
     char *dir = sample_dir();
     tu_server_t s;
     if (start_server(&s, dir, NULL) == 0) {
@@ -1405,7 +1381,7 @@ static void test_sigterm(void **state)
         }
     }
     free(dir);
-    end();
+    tu_checks_end();
 }
 
 int main(void)

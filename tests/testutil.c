@@ -499,3 +499,17 @@ int tu_run(const char *const *argv, const char *const *extra_env, char **output)
     int rc = tu_run_timed(argv, extra_env, 0, output, NULL);
     return rc < 0 ? -1 : rc;
 }
+
+int tu_failures;
+
+void tu_checks_begin(void)
+{
+    tu_failures = 0;
+}
+
+void tu_checks_end(void)
+{
+    if (tu_failures > 40)
+        fprintf(stderr, "(%d failed checks in all; the first 40 are shown)\n", tu_failures);
+    assert_int_equal(tu_failures, 0);
+}

@@ -6,6 +6,7 @@
 #define SMS_TESTUTIL_H
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -100,5 +101,22 @@ int tu_run_timed(const char *const *argv, const char *const *extra_env, double t
                  char **output, double *elapsed_s);
 /* tu_run_timed without a deadline; every failure is -1. */
 int tu_run(const char *const *argv, const char *const *extra_env, char **output);
+
+/* Soft checks for integration tests: a test keeps going after a failed
+ * CHECK (so it still stops its servers), prints the first 40 failures with
+ * their lines, and fails in tu_checks_end. */
+extern int tu_failures;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            if (++tu_failures <= 40) {                                                             \
+                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
+                fprintf(stderr, __VA_ARGS__);                                                      \
+                fputc('\n', stderr);                                                               \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+void tu_checks_begin(void);
+void tu_checks_end(void);
 
 #endif
