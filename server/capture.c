@@ -100,6 +100,26 @@ static bool is_media_type(const char *s, size_t n)
     return slash && slash + 1 < n;
 }
 
+/* Steps through a comma-separated list: sets [*a, *b) to the next item,
+ * blanks trimmed, and returns false once the list is used up. *p starts at
+ * the list and is advanced; an empty list still yields one empty item. */
+static bool next_item(const char **p, const char **a, const char **b)
+{
+    if (!*p)
+        return false;
+    const char *end = strchr(*p, ',');
+    if (!end)
+        end = *p + strlen(*p);
+    *a = *p;
+    *b = end;
+    while (*a < *b && (**a == ' ' || **a == '\t'))
+        (*a)++;
+    while (*b > *a && ((*b)[-1] == ' ' || (*b)[-1] == '\t'))
+        (*b)--;
+    *p = *end ? end + 1 : NULL;
+    return true;
+}
+
 static int env_types(const char *name, const char *def, char types[][64], size_t *num,
                      sms_error_t *err)
 {
@@ -107,16 +127,8 @@ static int env_types(const char *name, const char *def, char types[][64], size_t
     if (!v || !*v)
         v = def;
     size_t count = 0;
-    const char *p = v;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        if (!end)
-            end = p + strlen(p);
-        const char *a = p, *b = end;
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
+    const char *p = v, *a, *b;
+    while (next_item(&p, &a, &b)) {
         if (count == SMS_CAPTURE_MAX_TYPES || (size_t)(b - a) >= 64 ||
             !is_media_type(a, (size_t)(b - a)))
             return sms_error_set(err, 500,
@@ -126,9 +138,6 @@ static int env_types(const char *name, const char *def, char types[][64], size_t
         memcpy(types[count], a, (size_t)(b - a));
         types[count][b - a] = '\0';
         count++;
-        if (!*end)
-            break;
-        p = end + 1;
     }
     *num = count;
     return 0;
@@ -144,16 +153,8 @@ static int env_options(bool *input, bool *output, sms_error_t *err)
         return 0;
     }
     bool in = false, out = false;
-    const char *p = v;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        if (!end)
-            end = p + strlen(p);
-        const char *a = p, *b = end;
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
+    const char *p = v, *a, *b;
+    while (next_item(&p, &a, &b)) {
         size_t n = (size_t)(b - a);
         if (n == 5 && !strncasecmp(a, "Input", 5))
             in = true;
@@ -164,9 +165,6 @@ static int env_options(bool *input, bool *output, sms_error_t *err)
         else
             return sms_error_set(
                 err, 500, "invalid %s=\"%.64s\": expected Input, Output or Input,Output", name, v);
-        if (!*end)
-            break;
-        p = end + 1;
     }
     *input = in;
     *output = out;
