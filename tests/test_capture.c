@@ -746,13 +746,6 @@ static void *burst_thread(void *arg)
     return NULL;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void count_line(const char *path, const char *line, size_t len, void *arg)
 {
     (void)path;
@@ -771,12 +764,12 @@ static void writer_tiny_budget_drops(void **state)
     sms_capture_t *c = start_in(&cfg);
     burst_t b[2] = {{c, 5000, 0}, {c, 5000, 0}};
     pthread_t t[2];
-    double t0 = now_s();
+    double t0 = tu_now_s();
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&t[i], NULL, burst_thread, &b[i]), 0);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
-    double elapsed = now_s() - t0;
+    double elapsed = tu_now_s() - t0;
     sms_capture_flush(c);
     sms_capture_stats_t st;
     sms_capture_stats(c, &st);

@@ -32,40 +32,11 @@
 
 /* ------------------------------------------------------------------ utilities */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
-}
-
-/* Sanitizer builds run slower: SMS_SLOW_FACTOR (e.g. 3) scales time limits. */
-static double slow_factor(void)
-{
-    const char *v = getenv("SMS_SLOW_FACTOR");
-    double f = v ? atof(v) : 1.0;
-    return f >= 1.0 ? f : 1.0;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
 }
 
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -377,10 +348,10 @@ static void *load_worker(void *arg)
     for (int i = 0; i < job->requests; i++) {
         if (!open)
             open = ka_open(&k, job->port) == 0;
-        double t0 = now_s();
+        double t0 = tu_now_s();
         int status = 0;
         int rc = open ? ka_post(&k, "text/csv", job->body, job->len, &status, NULL, NULL) : -1;
-        double took = now_s() - t0;
+        double took = tu_now_s() - t0;
         if (took > job->max_s)
             job->max_s = took;
         if (rc == 0 && status == 200) {
@@ -1116,6 +1087,21 @@ static void test_sampling(void **state)
 
 /* ------------------------------------------------- 4. small queue, load */
 
+/* Every record in sc is well formed, from the last two minutes, and carries
+ * exactly `body` as its input. */
+static void check_all_inputs(const char *what, const scan_t *sc, const char *body, size_t len)
+{
+    time_t now = time(NULL);
+    for (size_t k = 0; k < sc->n; k++) {
+        record_t rec;
+        check_record(&sc->recs[k], true, true, now - 120, now + 1, &rec);
+        CHECK(rec.in.data && rec.in.len == len && !memcmp(rec.in.data, body, len),
+              "%s: %s:%zu: input data is not the body sent", what, sc->recs[k].rel,
+              sc->recs[k].line + 1);
+        record_free(&rec);
+    }
+}
+
 static void test_small_queue_under_load(void **state)
 {
     (void)state;
@@ -1136,15 +1122,15 @@ static void test_small_queue_under_load(void **state)
     if (start_server(&s, env, "small queue") != 0)
         goto done;
     double max_s;
-    double t0 = now_s();
+    double t0 = tu_now_s();
     int ok = run_load(s.port, body, body_len, THREADS, PER_THREAD, &max_s, "small queue");
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     fprintf(stderr, "small queue: %d requests in %.2f s (%.0f/s), slowest %.1f ms\n", TOTAL, took,
             TOTAL / took, max_s * 1e3);
     CHECK(ok == TOTAL, "small queue: %d of %d requests answered 200", ok, TOTAL);
-    CHECK(max_s <= 1.0 * slow_factor(),
+    CHECK(max_s <= 1.0 * tu_slow_factor(),
           "small queue: the slowest request took %.3f s (limit %.1f s)", max_s,
-          1.0 * slow_factor());
+          1.0 * tu_slow_factor());
     sleep_ms(200);
     char *text = scrape(s.port, "small queue");
     double m_written =
@@ -1172,15 +1158,7 @@ static void test_small_queue_under_load(void **state)
           m_dropped, d);
     CHECK(m_written >= 0 && m_written <= (double)w,
           "small queue: /metrics written %g, more than the final %llu", m_written, w);
-    time_t now = time(NULL);
-    for (size_t k = 0; k < sc.n; k++) {
-        record_t rec;
-        check_record(&sc.recs[k], true, true, now - 120, now + 1, &rec);
-        CHECK(rec.in.data && rec.in.len == body_len && !memcmp(rec.in.data, body, body_len),
-              "small queue: %s:%zu: input data is not the body sent", sc.recs[k].rel,
-              sc.recs[k].line + 1);
-        record_free(&rec);
-    }
+    check_all_inputs("small queue", &sc, body, body_len);
     scan_free(&sc);
 done:
     tu_rmtree(dir);
@@ -1233,15 +1211,7 @@ static void test_sigterm_flushes(void **state)
     scan_t sc;
     scan_capture(&sc, dir, "local", "AllTraffic");
     CHECK(sc.n == TOTAL, "SIGTERM flush: %zu records in the files, want %d", sc.n, TOTAL);
-    time_t now = time(NULL);
-    for (size_t k = 0; k < sc.n; k++) {
-        record_t rec;
-        check_record(&sc.recs[k], true, true, now - 120, now + 1, &rec);
-        CHECK(rec.in.data && rec.in.len == g_csv_len && !memcmp(rec.in.data, g_csv, g_csv_len),
-              "SIGTERM flush: %s:%zu: input data is not the body sent", sc.recs[k].rel,
-              sc.recs[k].line + 1);
-        record_free(&rec);
-    }
+    check_all_inputs("SIGTERM flush", &sc, g_csv, g_csv_len);
     scan_free(&sc);
 done:
     tu_rmtree(dir);
@@ -1342,7 +1312,7 @@ static void test_metrics_counts(void **state)
     CHECK(sum > 0 && sum < 13.0, "metrics: model latency sum %g s", sum);
     CHECK(osum > 0 && osum < 13.0, "metrics: overhead latency sum %g s", osum);
     CHECK(p50 >= 0 && p99 >= p50 && p99 < 1.0, "metrics: model p50 %g, p99 %g", p50, p99);
-    CHECK(setup > 0 && setup < 10.0 * slow_factor(), "metrics: model setup %g s", setup);
+    CHECK(setup > 0 && setup < 10.0 * tu_slow_factor(), "metrics: model setup %g s", setup);
 
     /* A real Prometheus parser. */
     char *tmp = tu_mkdtemp();
@@ -1713,14 +1683,14 @@ static void test_invalid_env(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char model_env[1200], port_env[64];
         snprintf(model_env, sizeof model_env, "SM_MODEL_DIR=%s", g_model_dir);
-        snprintf(port_env, sizeof port_env, "SAGEMAKER_BIND_TO_PORT=%d", free_port());
+        snprintf(port_env, sizeof port_env, "SAGEMAKER_BIND_TO_PORT=%d", tu_free_port());
         /* the bad setting comes last so it overrides the capture dir */
         const char *env[] = {model_env, port_env,       "SMSERVE_CAPTURE_ENABLE=true",
                              dir_env,   bad[i].setting, NULL};
         const char *argv[] = {SMS_BINARY, "serve", NULL};
         char *out = NULL;
         double elapsed;
-        int rc = tu_run_timed(argv, env, 5 * slow_factor(), &out, &elapsed);
+        int rc = tu_run_timed(argv, env, 5 * tu_slow_factor(), &out, &elapsed);
         CHECK(rc > 0, "%s: serve exit %d after %.2f s, want a non-zero exit; output:\n%s",
               bad[i].setting, rc, elapsed, out);
         const char *name = bad[i].names ? bad[i].names : bad[i].var;

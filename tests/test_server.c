@@ -28,21 +28,6 @@
 
 /* ------------------------------------------------------------------ utilities */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Sanitizer builds start slower: SMS_SLOW_FACTOR (e.g. 3) scales time limits. */
-static double slow_factor(void)
-{
-    const char *v = getenv("SMS_SLOW_FACTOR");
-    double f = v ? atof(v) : 1.0;
-    return f >= 1.0 ? f : 1.0;
-}
-
 static char *fixture(const char *rel)
 {
     return tu_path(SMS_FIXTURE_DIR, rel);
@@ -62,20 +47,6 @@ static char *read_text(const char *path, size_t *len)
     if (!t)
         fail_msg("cannot read %s (did the gen_fixtures test run?)", path);
     return t;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
 }
 
 static int starts_with(const char *s, const char *prefix)
@@ -611,7 +582,7 @@ static void refuse_one(const char *name, const char *check)
 
     char model_env[1200], port_env[64];
     snprintf(model_env, sizeof model_env, "SM_MODEL_DIR=%s", dir);
-    snprintf(port_env, sizeof port_env, "SAGEMAKER_BIND_TO_PORT=%d", free_port());
+    snprintf(port_env, sizeof port_env, "SAGEMAKER_BIND_TO_PORT=%d", tu_free_port());
     const char *env2[5] = {model_env, port_env, 0};
     e = 2;
     if (tmp_env)
@@ -619,8 +590,8 @@ static void refuse_one(const char *name, const char *check)
     if (allow)
         env2[e++] = allow;
     const char *argv_serve[] = {SMS_BINARY, "serve", NULL};
-    double elapsed = 0, limit = 1.0 * slow_factor();
-    rc = tu_run_timed(argv_serve, env2, 10 * slow_factor(), &out, &elapsed);
+    double elapsed = 0, limit = 1.0 * tu_slow_factor();
+    rc = tu_run_timed(argv_serve, env2, 10 * tu_slow_factor(), &out, &elapsed);
     snprintf(label, sizeof label, "refuse %s: smserve serve", name);
     CHECK(rc > 0, "%s: exit %d after %.2f s, want a non-zero exit; output:\n%s", label, rc, elapsed,
           out);
@@ -692,14 +663,14 @@ static void test_invalid_env(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char model_env[1200], port_env[64], bad_env[128];
         snprintf(model_env, sizeof model_env, "SM_MODEL_DIR=%s/models/sample", SMS_SOURCE_DIR);
-        snprintf(port_env, sizeof port_env, "SAGEMAKER_BIND_TO_PORT=%d", free_port());
+        snprintf(port_env, sizeof port_env, "SAGEMAKER_BIND_TO_PORT=%d", tu_free_port());
         snprintf(bad_env, sizeof bad_env, "%s=%s", bad[i][0], bad[i][1]);
         /* bad_env comes last so it overrides the port. */
         const char *env[] = {model_env, port_env, bad_env, NULL};
         const char *argv[] = {SMS_BINARY, "serve", NULL};
         char *out = NULL;
         double elapsed;
-        int rc = tu_run_timed(argv, env, 5 * slow_factor(), &out, &elapsed);
+        int rc = tu_run_timed(argv, env, 5 * tu_slow_factor(), &out, &elapsed);
         CHECK(rc > 0, "%s: serve exit %d after %.2f s, want a non-zero exit; output:\n%s", bad_env,
               rc, elapsed, out);
         CHECK(strstr(out, bad[i][0]), "%s: the output does not name %s:\n%s", bad_env, bad[i][0],
@@ -1028,7 +999,7 @@ static void test_max_content_length(void **state)
     }
 
     /* The limit is checked before reading: headers alone get the 413. */
-    int fd = connect_timeout(s.port, (int)(3000 * slow_factor()));
+    int fd = connect_timeout(s.port, (int)(3000 * tu_slow_factor()));
     CHECK(fd >= 0, "connect failed");
     if (fd >= 0) {
         send_str(fd, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
@@ -1320,8 +1291,8 @@ static void test_idle_connections(void **state)
     }
     CHECK(opened == IDLE, "only %d of %d connections opened", opened, IDLE);
 
-    double limit = 2.0 * slow_factor();
-    double t0 = now_s();
+    double limit = 2.0 * tu_slow_factor();
+    double t0 = tu_now_s();
     int fd = connect_timeout(s.port, (int)(limit * 1000));
     int st = -1;
     if (fd >= 0) {
@@ -1329,7 +1300,7 @@ static void test_idle_connections(void **state)
         st = read_status(fd);
         close(fd);
     }
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     CHECK(st == 200 && took <= limit,
           "with %d idle keep-alive connections open, a new /ping got status %d after %.2f s "
           "(want 200 within %.1f s)",
@@ -1337,11 +1308,11 @@ static void test_idle_connections(void **state)
 
     /* A prediction too. */
     tu_response_t r;
-    t0 = now_s();
+    t0 = tu_now_s();
     if (post(s.port, "text/csv", NULL, "35,72.5,0.21,5,0,8.5,12,1\n", 26, &r) == 0) {
-        CHECK(r.status == 200 && now_s() - t0 <= limit,
+        CHECK(r.status == 200 && tu_now_s() - t0 <= limit,
               "with idle connections open, /invocations got %d after %.2f s", r.status,
-              now_s() - t0);
+              tu_now_s() - t0);
         tu_response_free(&r);
     } else {
         CHECK(0, "with idle connections open, /invocations: no response");
@@ -1371,10 +1342,10 @@ static void test_sigterm(void **state)
         int alive = waitpid(s.pid, NULL, WNOHANG) == 0;
         CHECK(alive, "server died");
         if (alive) {
-            double t0 = now_s();
+            double t0 = tu_now_s();
             int rc = tu_server_stop(&s);
             CHECK(rc == 0, "SIGTERM: exit status %d, want 0", rc);
-            CHECK(now_s() - t0 < 5.0, "SIGTERM: took %.2f s to exit", now_s() - t0);
+            CHECK(tu_now_s() - t0 < 5.0, "SIGTERM: took %.2f s to exit", tu_now_s() - t0);
             if (rc != 0)
                 dump_log(&s);
             unlink(s.log_path);

@@ -225,7 +225,7 @@ void tu_check_decode_clean(sms_decode_fn fn, const char *body, size_t len, size_
     sms_matrix_free(&m);
 }
 
-static int free_port(void)
+int tu_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -263,7 +263,7 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static double now_s(void)
+double tu_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -280,7 +280,7 @@ int tu_server_start(tu_server_t *s, const char *model_dir, const char *const *ex
                     int wait_ready)
 {
     memset(s, 0, sizeof *s);
-    s->port = free_port();
+    s->port = tu_free_port();
     if (s->port < 0)
         return -1;
     snprintf(s->log_path, sizeof s->log_path, "/tmp/smserve-test-%d-%d.log", (int)getpid(),
@@ -445,7 +445,7 @@ int tu_run_timed(const char *const *argv, const char *const *extra_env, double t
     int fd = mkstemp(path);
     if (fd < 0)
         return -3;
-    double t0 = now_s();
+    double t0 = tu_now_s();
     pid_t pid = fork();
     if (pid < 0) {
         close(fd);
@@ -476,7 +476,7 @@ int tu_run_timed(const char *const *argv, const char *const *extra_env, double t
             }
             continue;
         }
-        if (now_s() - t0 > timeout_s) {
+        if (tu_now_s() - t0 > timeout_s) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             break;
@@ -484,7 +484,7 @@ int tu_run_timed(const char *const *argv, const char *const *extra_env, double t
         sleep_ms(2);
     }
     if (elapsed_s)
-        *elapsed_s = now_s() - t0;
+        *elapsed_s = tu_now_s() - t0;
     if (output) {
         *output = tu_read_file(path, NULL);
         if (!*output)
@@ -512,4 +512,11 @@ void tu_checks_end(void)
     if (tu_failures > 40)
         fprintf(stderr, "(%d failed checks in all; the first 40 are shown)\n", tu_failures);
     assert_int_equal(tu_failures, 0);
+}
+
+double tu_slow_factor(void)
+{
+    const char *v = getenv("SMS_SLOW_FACTOR");
+    double f = v ? atof(v) : 1.0;
+    return f >= 1.0 ? f : 1.0;
 }

@@ -102,6 +102,14 @@ int tu_run_timed(const char *const *argv, const char *const *extra_env, double t
 /* tu_run_timed without a deadline; every failure is -1. */
 int tu_run(const char *const *argv, const char *const *extra_env, char **output);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
+int tu_free_port(void);
+/* Monotonic time in seconds. */
+double tu_now_s(void);
+/* SMS_SLOW_FACTOR (at least 1): how much to stretch time limits, e.g. for
+ * sanitized builds. */
+double tu_slow_factor(void);
+
 /* Soft checks for integration tests: a test keeps going after a failed
  * CHECK (so it still stops its servers), prints the first 40 failures with
  * their lines, and fails in tu_checks_end. */
