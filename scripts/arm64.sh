@@ -18,6 +18,8 @@ export OMP_NUM_THREADS=1 # libgomp spin-waits can hang under qemu-user
 
 say() { echo "arm64.sh: $*"; }
 die() { echo "arm64.sh: FAILED: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib/smoke.sh
+. "$root/scripts/lib/smoke.sh"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
@@ -118,32 +120,6 @@ work="$out/smoke"
 rm -rf "$work"
 mkdir -p "$work"
 
-# Float32 equality of two prediction lists (whitespace-separated numbers): the
-# native evaluator should reproduce the x86 values bit for bit; 1e-6 relative is
-# tolerated with a warning.
-compare_predictions() {
-  python3 - "$@" <<'PY'
-import struct, sys
-label, got_path, want_path = sys.argv[1:4]
-f32 = lambda s: struct.unpack("f", struct.pack("f", float(s)))[0]
-got = [f32(x) for x in open(got_path).read().split()]
-want = [f32(x) for x in open(want_path).read().split()]
-if len(got) != len(want):
-    sys.exit(f"{label}: {len(got)} predictions, expected {len(want)}")
-worst = max(abs(g - w) / max(abs(w), 1e-30) for g, w in zip(got, want))
-if worst == 0:
-    print(f"{label}: {len(got)} predictions, bit-identical to models/sample.expected (float32)")
-elif worst <= 1e-6:
-    print(f"{label}: WARNING: {len(got)} predictions within {worst:.3g} relative, not bit-identical")
-else:
-    sys.exit(f"{label}: predictions differ by {worst:.3g} relative: {got} vs {want}")
-PY
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 check_out="$work/check.out"
 "${qemu[@]}" "$build/smserve" check models/sample >"$check_out" 2>&1 ||
   { cat "$check_out" >&2; die "smserve check models/sample under qemu"; }
@@ -165,22 +141,10 @@ SAGEMAKER_BIND_TO_PORT="$port" SM_MODEL_DIR="$root/models/sample" \
   "${qemu[@]}" "$build/smserve" serve >"$work/serve.log" 2>&1 &
 server=$!
 trap 'kill -KILL $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/ping" && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; die "smserve exited at start under qemu"; }
-  sleep 0.1
-done
-code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping")"
-[ "$code" = 200 ] || { cat "$work/serve.log" >&2; die "/ping answered $code"; }
+wait_for_ping "$port" "$server" "$work/serve.log" 600
 say "/ping 200 on port $port after $((SECONDS - t3)) s"
 
-curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: text/csv' \
-  --data-binary @models/sample.csv >"$work/csv.out" || die "CSV invocation"
-compare_predictions "CSV invocation" "$work/csv.out" models/sample.expected || die "CSV predictions"
-curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: application/json' \
-  -H 'Accept: application/json' --data-binary @models/sample.json >"$work/json.out" || die "JSON invocation"
-grep -oE '"score": *[^,}]+' "$work/json.out" | sed 's/.*: *//' >"$work/json.scores"
-compare_predictions "JSON invocation" "$work/json.scores" models/sample.expected || die "JSON predictions"
+check_sample_predictions "arm64 serve" "$port" "$work"
 
 kill -TERM "$server"
 status=0

@@ -16,6 +16,8 @@ out="$root/build-container"
 image="localhost/smserve:latest"
 say() { echo "container.sh: $*"; }
 die() { echo "container.sh: FAILED: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib/smoke.sh
+. "$root/scripts/lib/smoke.sh"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
@@ -192,40 +194,15 @@ grep -q '^REFUSED .*check empty' "$work/empty.out" || { cat "$work/empty.out" >&
 say "check empty /opt/ml/model: exit $status; $(grep '^REFUSED' "$work/empty.out" | cut -c1-100)..."
 
 # serve: the sample model mounted at /opt/ml/model, on a free port.
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 t=$SECONDS
 run -e SAGEMAKER_BIND_TO_PORT="$port" -v "$root/models/sample:/opt/ml/model:ro" \
   "$ctr" "$entry" serve >"$work/serve.log" 2>&1 &
 server=$!
-for _ in $(seq 1 300); do
-  curl -sf -o /dev/null "http://127.0.0.1:$port/ping" && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; die "smserve exited at start"; }
-  sleep 0.1
-done
-code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping")"
-[ "$code" = 200 ] || { cat "$work/serve.log" >&2; die "/ping answered $code"; }
+wait_for_ping "$port" "$server" "$work/serve.log" 300
 say "serve: /ping 200 on port $port ($((SECONDS - t)) s after start)"
 
-# Float32 equality with python's predictions (models/sample.expected).
-compare_predictions() {
-  python3 - "$@" <<'PY'
-import struct, sys
-label, got_path, want_path = sys.argv[1:4]
-f32 = lambda s: struct.unpack("f", struct.pack("f", float(s)))[0]
-got = [f32(x) for x in open(got_path).read().split()]
-want = [f32(x) for x in open(want_path).read().split()]
-if got != want:
-    sys.exit(f"{label}: predictions {got}, expected {want}")
-print(f"{label}: {len(got)} predictions equal to models/sample.expected (float32)")
-PY
-}
-curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: text/csv' \
-  --data-binary @models/sample.csv >"$work/csv.out" || die "CSV invocation"
-compare_predictions "serve: CSV" "$work/csv.out" models/sample.expected || die "CSV predictions"
-curl -sf "http://127.0.0.1:$port/invocations" -H 'Content-Type: application/json' \
-  -H 'Accept: application/json' --data-binary @models/sample.json >"$work/json.out" || die "JSON invocation"
-grep -oE '"score": *[^,}]+' "$work/json.out" | sed 's/.*: *//' >"$work/json.scores"
-compare_predictions "serve: JSON" "$work/json.scores" models/sample.expected || die "JSON predictions"
+check_sample_predictions "serve" "$port" "$work"
 
 # SIGTERM, as SageMaker sends it, to smserve itself: buildah run's descendant (in a
 # chroot, so in the host's process list) whose name is smserve.
