@@ -42,7 +42,7 @@ set(ENV{PKG_CONFIG_SYSROOT_DIR} "${SMS_SYSROOT}")
 set(ENV{PKG_CONFIG_PATH} "")
 
 # The linker resolves the shared libraries' own dependencies (libxgboost ->
-# libdmlc, libstdc++, libgomp; libarchive -> libxml2, ...) inside the sysroot.
+# libstdc++; libarchive -> libxml2, ...) inside the sysroot.
 set(CMAKE_EXE_LINKER_FLAGS_INIT
   "-Wl,-rpath-link,${SMS_SYSROOT}/lib/${SMS_TRIPLE}:${SMS_SYSROOT}/usr/lib/${SMS_TRIPLE}")
 

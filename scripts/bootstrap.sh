@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of smserve on Debian bookworm.
+# Installs every build and test dependency of smserve on Debian bookworm, then
+# the pinned XGBoost runtime (scripts/xgboost-runtime.sh: downloaded once into a
+# cache outside the build tree and verified against scripts/xgboost-runtime.pin).
 # Non-interactive and idempotent: packages already present are left alone,
-# and apt-get update runs only when something is missing.
+# and apt-get update runs only when something is missing. python3-xgboost (1.7.4)
+# only makes test models; smserve never links Debian's libxgboost.
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libcivetweb-dev libxgboost-dev libarchive-dev libopenblas-dev libjansson-dev
+  libcivetweb-dev libarchive-dev libopenblas-dev libjansson-dev
   libcmocka-dev clang-14 libclang-rt-14-dev
-  python3-xgboost python3-numpy python3-prometheus-client
-  curl ca-certificates
+  python3-xgboost python3-numpy python3-prometheus-client python3-pip
+  binutils curl ca-certificates
 )
 
 missing=()
@@ -19,12 +22,12 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "bootstrap: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "bootstrap: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "bootstrap: XGBoost runtime in $("$(dirname "$0")/xgboost-runtime.sh")"

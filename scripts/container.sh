@@ -126,7 +126,13 @@ say "base $base_ref: $(podman image inspect --format '{{.Size}}' "$base_ref" |
 
 # --- build the real Dockerfile --------------------------------------------------------
 t=$SECONDS
-podman build --isolation chroot --pull=never --network host -f Dockerfile -t "$image" . \
+# The build stage fetches the pinned XGBoost runtime through pip. The wheel is
+# fetched and verified here first, and the build reads it from this machine's
+# download cache (read-only), so the image build does not download it again.
+runtime_cache="$(scripts/xgboost-runtime.sh --cache-dir)"
+scripts/xgboost-runtime.sh >/dev/null
+podman build --isolation chroot --pull=never --network host -f Dockerfile -t "$image" \
+  --volume "$runtime_cache/downloads:/root/.cache/smserve/downloads:ro" . \
   >"$out/build.log" 2>&1 || { tail -40 "$out/build.log" >&2; die "podman build (log: $out/build.log)"; }
 size_bytes="$(podman image inspect --format '{{.Size}}' "$image")"
 size_mb="$(awk -v b="$size_bytes" 'BEGIN {printf "%.1f", b / 1e6}')"

@@ -19,6 +19,8 @@
 #include "smserve/metrics.h"
 #include "smserve/model.h"
 
+#include <xgboost/c_api.h>
+
 #define EXIT_REFUSED 1
 #define EXIT_USAGE   2
 #define EXIT_CONFIG  3
@@ -204,8 +206,35 @@ static int cmd_serve(void)
     return 0;
 }
 
+/* XGBoost's own messages (deprecation warnings, load notes) go through the
+ * server's log instead of the library's "[hh:mm:ss] WARNING: /path/x.cc:NN:"
+ * lines on stderr. */
+static void xgboost_log(const char *msg)
+{
+    const char *p = msg;
+    if (*p == '[') { /* the library's time stamp */
+        const char *close = strchr(p, ']');
+        if (close)
+            p = close + 1;
+    }
+    while (*p == ' ')
+        p++;
+    const char *level = "";
+    if (!strncmp(p, "WARNING: ", 9)) {
+        level = "warning: ";
+        p += 9;
+    }
+    /* the source location, "/any/path/file.cc:123: " */
+    const char *colon = strstr(p, ": ");
+    if (*p == '/' && colon && colon > p && colon[-1] >= '0' && colon[-1] <= '9')
+        p = colon + 2;
+    size_t n = strcspn(p, "\n");
+    sms_log("xgboost %s%.*s", level, (int)n, p);
+}
+
 int main(int argc, char **argv)
 {
+    XGBRegisterLogCallback(xgboost_log);
     if (argc < 2 || !strcmp(argv[1], "serve")) {
         if (argc > 2) {
             usage(stderr);
