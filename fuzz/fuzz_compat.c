@@ -1,7 +1,9 @@
 /* libFuzzer target for the compatibility reader: sniff any bytes, read the
  * declared metadata in the sniffed format (and, from the first input byte,
- * in a forced one, so the binary and text readers see everything), check it.
- * Seed it with tests/fixtures/compat and tests/fixtures/aws. */
+ * in a forced one, so the binary and text readers see everything), check it
+ * against runtimes 1.7.4, 2.0.3, 3.1.0 and 3.4.1, with and without
+ * allow_newer. Seed it with tests/fixtures/compat and tests/fixtures/aws. */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -22,11 +24,15 @@ static void one(sms_format_t fmt, const uint8_t *data, size_t size)
     }
     if (info.booster[sizeof info.booster - 1] || info.objective[sizeof info.objective - 1])
         __builtin_trap();
-    static const sms_version_t runtimes[] = {{1, 7, 4}, {3, 1, 0}};
-    for (size_t i = 0; i < 2; i++) {
-        if (sms_compat_check(&info, runtimes[i], i == 1, &diag) < 0 &&
-            (!diag.check[0] || !diag.reason[0] || !diag.fix[0]))
-            __builtin_trap();
+    if (info.base_score_count < 0 || (info.base_score_count == 0 && !isnan(info.base_score)))
+        __builtin_trap();
+    static const sms_version_t runtimes[] = {{1, 7, 4}, {2, 0, 3}, {3, 1, 0}, {3, 4, 1}};
+    for (size_t i = 0; i < sizeof runtimes / sizeof runtimes[0]; i++) {
+        for (int allow_newer = 0; allow_newer < 2; allow_newer++) {
+            if (sms_compat_check(&info, runtimes[i], allow_newer, &diag) < 0 &&
+                (!diag.check[0] || !diag.reason[0] || !diag.fix[0]))
+                __builtin_trap();
+        }
     }
 }
 

@@ -1,10 +1,14 @@
 /* Strict compatibility checks between a model file and the XGBoost runtime.
- * libxgboost loads some models it cannot serve correctly (a 3.1 vector
- * base_score silently becomes 0.5) and fails on others with messages nobody
+ * libxgboost loads some models it cannot serve correctly (on a runtime
+ * before 3.1 a vector base_score silently becomes 0.5; 3.2+ crashes on the
+ * vector-leaf trees 2.0-3.1 wrote) and fails on others with messages nobody
  * can act on; this module reads what the file declares and refuses, with the
- * failed check and the fix, before XGBoost ever sees it. */
+ * failed check and the fix, before XGBoost ever sees it. The per-release
+ * facts come from XGBoost's sources (tags v1.0.0 to v3.4.1) and from loading
+ * models of each release with the 3.4.1 library. */
 #include "smserve/compat.h"
 #include "smserve/ubjson.h"
+#include "smserve/xjson.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -21,21 +25,28 @@
 
 #define RESAVE_JSON "booster.save_model(\"xgboost-model.json\")"
 
-/* Objectives and the XGBoost version that introduced them. The classics are
- * all present in 1.0, the oldest version that writes JSON. */
+/* Objectives and the XGBoost release that introduced them: the names
+ * registered (XGBOOST_REGISTER_OBJECTIVE) under src/objective at tags v1.0.0
+ * to v3.4.1, the same lists the libraries of 1.7.4, 2.0.3, 3.1.x, 3.2.0,
+ * 3.3.0 and 3.4.1 print for an unknown objective. 1.0 is the oldest release
+ * that writes JSON. None was removed up to 3.4.1: reg:linear is still
+ * registered (deprecated, it trains reg:squarederror and saves that name);
+ * rank:pairwise/ndcg/map were reimplemented in 2.0 under the same names and
+ * 2.0+ loads their 1.x parameters. Plugin-only objectives (*_oneapi,
+ * *_sycl) are not in the wheels' libraries and are left out. */
 static const struct {
     const char *name;
     int major, minor;
 } objectives[] = {
     {"reg:squarederror", 1, 0},   {"reg:squaredlogerror", 1, 0},
-    {"reg:logistic", 1, 0},       {"reg:pseudohubererror", 1, 0},
-    {"reg:linear", 1, 0},         {"binary:logistic", 1, 0},
-    {"binary:logitraw", 1, 0},    {"binary:hinge", 1, 0},
-    {"count:poisson", 1, 0},      {"survival:cox", 1, 0},
-    {"survival:aft", 1, 0},       {"multi:softmax", 1, 0},
+    {"reg:logistic", 1, 0},       {"reg:linear", 1, 0},
+    {"binary:logistic", 1, 0},    {"binary:logitraw", 1, 0},
+    {"binary:hinge", 1, 0},       {"count:poisson", 1, 0},
+    {"survival:cox", 1, 0},       {"multi:softmax", 1, 0},
     {"multi:softprob", 1, 0},     {"rank:pairwise", 1, 0},
     {"rank:ndcg", 1, 0},          {"rank:map", 1, 0},
     {"reg:gamma", 1, 0},          {"reg:tweedie", 1, 0},
+    {"survival:aft", 1, 1},       {"reg:pseudohubererror", 1, 2},
     {"reg:absoluteerror", 1, 7},  {"reg:quantileerror", 2, 0},
     {"reg:expectileerror", 3, 3},
 };
@@ -104,83 +115,101 @@ static int parse_long_strict(const char *s, long *out)
     return 0;
 }
 
-/* One plain finite decimal number as XGBoost 1.x writes it ("5E-1", "0.5",
- * "-2.5e+01"): what every runtime reads the same way. */
-static int parse_plain_float(const char *s, float *out)
+/* One number as XGBoost writes it: -?D+(.D+)?([eE][+-]?D+)?, e.g. "5E-1",
+ * "2.0052715E1", "0.500000" (1.0 printed with std::to_string), "20".
+ * Returns the bytes it spans, 0 when there is none or when XGBoost would
+ * misread it: a value out of float range, or an integer too long for the
+ * int64 that XGBoost's JSON reader accumulates integers in. */
+static size_t scan_number(const char *p, const char *end, float *out)
 {
-    const char *p = s;
-    if (*p == '-')
-        p++;
-    if (*p < '0' || *p > '9')
-        return -1;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9')
-            p++;
+    const char *q = p;
+    if (q < end && *q == '-')
+        q++;
+    const char *digits = q;
+    while (q < end && *q >= '0' && *q <= '9')
+        q++;
+    size_t int_digits = (size_t)(q - digits);
+    if (int_digits == 0)
+        return 0;
+    bool integer = true;
+    if (q < end && *q == '.') {
+        const char *frac = ++q;
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+        if (q == frac)
+            return 0;
+        integer = false;
     }
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (*p < '0' || *p > '9')
-            return -1;
-        while (*p >= '0' && *p <= '9')
-            p++;
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < end && (*q == '+' || *q == '-'))
+            q++;
+        const char *exp = q;
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+        if (q == exp)
+            return 0;
+        integer = false;
     }
-    if (*p)
-        return -1;
-    errno = 0;
-    float v = strtof(s, NULL);
+    size_t n = (size_t)(q - p);
+    char buf[64];
+    if (n >= sizeof buf || (integer && int_digits > 18))
+        return 0;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    float v = strtof(buf, NULL);
     if (!isfinite(v))
-        return -1;
+        return 0;
     *out = v;
-    return 0;
+    return n;
 }
 
-/* What a base_score text means: a plain number, or the single element of a
- * vector intercept "[2E1]" as 3.1 writes it; NaN otherwise. */
-static float base_score_value(const char *text)
+/* Reads a base_score text the way XGBoost >= 3.1 does (ParamArray: one
+ * number, or a JSON array of numbers; spaces next to the brackets and
+ * commas are allowed, as it drops every space, but none inside a number)
+ * into info's base_score fields. Anything else leaves count 0. */
+static void read_base_score(const char *s, size_t n, sms_model_info_t *info)
 {
-    float v;
-    if (parse_plain_float(text, &v) == 0)
-        return v;
-    size_t n = strlen(text);
-    if (n >= 3 && n < 64 && text[0] == '[' && text[n - 1] == ']') {
-        char inner[64];
-        memcpy(inner, text + 1, n - 2);
-        inner[n - 2] = '\0';
-        if (parse_plain_float(inner, &v) == 0)
-            return v;
-    }
-    return NAN;
-}
-
-/* "[4.6E-1]" or "[1E0,2E0]": a vector intercept as XGBoost >= 3.1 writes
- * it. Returns the number of elements, or -1 when the text is not one. */
-static long vector_size(const char *text)
-{
-    size_t n = strlen(text);
-    if (n < 3 || n >= 64 || text[0] != '[' || text[n - 1] != ']')
-        return -1;
+    const char *p = s, *end = s + n;
     long count = 0;
-    for (size_t start = 1; start < n;) {
-        size_t end = start;
-        while (text[end] != ',' && text[end] != ']')
-            end++;
-        char elem[64];
-        memcpy(elem, text + start, end - start);
-        elem[end - start] = '\0';
-        float v;
-        if (parse_plain_float(elem, &v) < 0)
-            return -1;
-        count++;
-        start = end + 1;
+    bool same = true;
+    float v, first = 0.0f;
+    info->base_score_count = 0;
+    info->base_score_vector = false;
+    info->base_score = NAN;
+    if (p < end && *p == '[') {
+        for (p++;; p++) {
+            while (p < end && *p == ' ')
+                p++;
+            size_t k = scan_number(p, end, &v);
+            if (k == 0)
+                return;
+            p += k;
+            if (count < SMS_BASE_SCORE_MAX)
+                info->base_score_values[count] = v;
+            if (count == 0)
+                first = v;
+            same = same && v == first;
+            count++;
+            while (p < end && *p == ' ')
+                p++;
+            if (p < end && *p == ']')
+                break;
+            if (p >= end || *p != ',')
+                return;
+        }
+        if (p + 1 != end)
+            return;
+        info->base_score_vector = true;
+    } else {
+        if (n == 0 || scan_number(p, end, &v) != n)
+            return;
+        info->base_score_values[0] = first = v;
+        count = 1;
     }
-    return count;
+    info->base_score_count = count;
+    if (same)
+        info->base_score = first;
 }
 
 static void info_init(sms_model_info_t *info)
@@ -188,6 +217,7 @@ static void info_init(sms_model_info_t *info)
     memset(info, 0, sizeof *info);
     info->num_target = 1;
     info->num_trees = -1;
+    info->best_iteration = -1;
     info->base_score = NAN;
 }
 
@@ -247,6 +277,31 @@ static long count_trees(const json_t *model)
     return -1;
 }
 
+/* What the trees of a gbtree model are: vector leaves (tree_param
+ * size_leaf_vector > 1, multi_output_tree, 2.0+) and whether each of those
+ * keeps its leaves in "leaf_weights" (3.2+), and whether the model stores
+ * the categories of its training data frame ("cats" with a non-empty
+ * "enc", 3.1+). */
+static void read_trees(const json_t *model, sms_model_info_t *info)
+{
+    bool every_vector_leaf_has_weights = true;
+    size_t i;
+    const json_t *t;
+    json_array_foreach(json_object_get(model, "trees"), i, t)
+    {
+        const json_t *size = json_object_get(json_object_get(t, "tree_param"), "size_leaf_vector");
+        long n;
+        if (json_is_string(size) && parse_long_strict(json_string_value(size), &n) == 0 && n > 1) {
+            info->vector_leaf = true;
+            if (!json_object_get(t, "leaf_weights"))
+                every_vector_leaf_has_weights = false;
+        }
+    }
+    info->leaf_weights = info->vector_leaf && every_vector_leaf_has_weights;
+    const json_t *enc = json_object_get(json_object_get(model, "cats"), "enc");
+    info->has_category_encoding = json_is_array(enc) && json_array_size(enc) > 0;
+}
+
 static int read_tree(const json_t *root, sms_model_info_t *info, sms_diag_t *diag)
 {
     const char *not_model_fix =
@@ -286,10 +341,15 @@ static int read_tree(const json_t *root, sms_model_info_t *info, sms_diag_t *dia
     const json_t *gb_name = json_object_get(gb, "name");
     if (json_is_string(gb_name))
         copy_text(info->booster, sizeof info->booster, json_string_value(gb_name));
+    const json_t *model = NULL;
     if (strcmp(info->booster, "gbtree") == 0)
-        info->num_trees = count_trees(json_object_get(gb, "model"));
+        model = json_object_get(gb, "model");
     else if (strcmp(info->booster, "dart") == 0)
-        info->num_trees = count_trees(json_object_get(json_object_get(gb, "gbtree"), "model"));
+        model = json_object_get(json_object_get(gb, "gbtree"), "model");
+    if (model) {
+        info->num_trees = count_trees(model);
+        read_trees(model, info);
+    }
 
     const json_t *obj_name = json_object_get(json_object_get(learner, "objective"), "name");
     if (json_is_string(obj_name))
@@ -299,6 +359,15 @@ static int read_tree(const json_t *root, sms_model_info_t *info, sms_diag_t *dia
     if (!json_is_object(param))
         return refuse(diag, "format", not_model_fix,
                       "no \"learner_model_param\" object in \"learner\"");
+    /* Every release reads these with .at() and fails without them. */
+    if (!json_object_get(param, "num_class"))
+        return refuse(diag, "format", "re-save the model with " RESAVE_JSON,
+                      "learner_model_param has no num_class; every XGBoost release writes it "
+                      "and fails to load a model without it");
+    if (!json_is_object(json_object_get(learner, "attributes")))
+        return refuse(diag, "format", "re-save the model with " RESAVE_JSON,
+                      "no \"attributes\" object in \"learner\"; every XGBoost release writes one "
+                      "and fails to load a model without it");
     info->num_feature = -1;
     if (read_param_long(param, "num_feature", "num_feature", &info->num_feature, diag) < 0 ||
         read_param_long(param, "num_class", "parse", &info->num_class, diag) < 0 ||
@@ -309,19 +378,18 @@ static int read_tree(const json_t *root, sms_model_info_t *info, sms_diag_t *dia
     if (bs && !json_is_string(bs))
         return refuse(diag, "base_score", "re-save the model with " RESAVE_JSON,
                       "learner_model_param.base_score is a JSON %s; XGBoost writes a string such "
-                      "as \"5E-1\"",
+                      "as \"5E-1\" or \"[5E-1]\"",
                       json_kind(bs));
     if (bs) {
         copy_text(info->base_score_text, sizeof info->base_score_text, json_string_value(bs));
-        if (strlen(json_string_value(bs)) >= sizeof info->base_score_text)
-            info->base_score = NAN;
-        else
-            info->base_score = base_score_value(info->base_score_text);
-    } else {
-        /* Absent: the runtime uses its default, 0.5, which is what it means. */
-        copy_text(info->base_score_text, sizeof info->base_score_text, "5E-1");
-        info->base_score = 0.5f;
+        read_base_score(json_string_value(bs), json_string_length(bs), info);
     }
+
+    const json_t *best = json_object_get(json_object_get(learner, "attributes"), "best_iteration");
+    long best_iteration;
+    if (json_is_string(best) && parse_long_strict(json_string_value(best), &best_iteration) == 0 &&
+        best_iteration >= 0)
+        info->best_iteration = best_iteration;
 
     const json_t *types = json_object_get(learner, "feature_types");
     size_t i;
@@ -334,19 +402,41 @@ static int read_tree(const json_t *root, sms_model_info_t *info, sms_diag_t *dia
     return 0;
 }
 
+/* Line and column (both from 1) of byte `at` of text. */
+static void line_column(const unsigned char *text, size_t at, long *line, long *column)
+{
+    long l = 1;
+    size_t line_start = 0;
+    for (size_t i = 0; i < at; i++) {
+        if (text[i] == '\n') {
+            l++;
+            line_start = i + 1;
+        }
+    }
+    *line = l;
+    *column = (long)(at - line_start) + 1;
+}
+
 static int read_json(const unsigned char *bytes, size_t len, sms_model_info_t *info,
                      sms_diag_t *diag)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)bytes, len, JSON_REJECT_DUPLICATES, &jerr);
+    char msg[256];
+    json_t *root = sms_xjson_parse((const char *)bytes, len, msg, sizeof msg);
     if (!root) {
         char fix[384];
         snprintf(fix, sizeof fix,
                  "the file (%zu bytes) is damaged or was cut short: copy it again, or re-save "
                  "the model with " RESAVE_JSON,
                  len);
-        return refuse(diag, "parse", fix, "not valid JSON: %s at line %d, column %d (byte %d)",
-                      jerr.text, jerr.line, jerr.column, jerr.position);
+        /* msg is "byte N: what"; say where as a person reads the file too. */
+        char *what = NULL;
+        unsigned long long at = strncmp(msg, "byte ", 5) == 0 ? strtoull(msg + 5, &what, 10) : 0;
+        if (!what || strncmp(what, ": ", 2) != 0 || at > len)
+            return refuse(diag, "parse", fix, "not valid JSON: %s", msg);
+        long line, column;
+        line_column(bytes, (size_t)at, &line, &column);
+        return refuse(diag, "parse", fix, "not valid JSON: %s at line %ld, column %ld (byte %llu)",
+                      what + 2, line, column, at);
     }
     int rc = read_tree(root, info, diag);
     json_decref(root);
@@ -447,6 +537,8 @@ static int read_binary(const unsigned char *b, size_t len, sms_model_info_t *inf
                       (unsigned)major, (unsigned)minor);
     info->base_score = base_score;
     snprintf(info->base_score_text, sizeof info->base_score_text, "%.9g", (double)base_score);
+    info->base_score_values[0] = base_score;
+    info->base_score_count = isfinite(base_score) ? 1 : 0;
     info->num_feature = (long)num_feature;
     info->num_class = num_class;
     info->num_target = num_target == 0 ? 1 : (long)num_target;
@@ -521,6 +613,102 @@ int sms_compat_read(sms_format_t fmt, const unsigned char *bytes, size_t len,
     }
 }
 
+static bool runtime_at_least(sms_version_t runtime, int major, int minor)
+{
+    return version_cmp(runtime.major, runtime.minor, major, minor) >= 0;
+}
+
+static int check_base_score(const sms_model_info_t *info, sms_version_t r, sms_diag_t *diag)
+{
+    char fix[384];
+    const char *text = info->base_score_text;
+    if (info->base_score_count < 1) {
+        if (text[0] == '\0')
+            return refuse(diag, "base_score", "re-save the model with " RESAVE_JSON,
+                          "the model has no base_score; every XGBoost release writes one and "
+                          "fails to load a model without it");
+        return refuse(
+            diag, "base_score",
+            "retrain, or re-save the model with " RESAVE_JSON " from the xgboost that trained it",
+            "base_score \"%s\" is not %s; runtime %d.%d.%d would misread it and shift "
+            "every prediction",
+            text,
+            runtime_at_least(r, 3, 1) ? "one finite number or a list of them" : "one finite number",
+            r.major, r.minor, r.patch);
+    }
+    if (info->base_score_vector && !runtime_at_least(r, 3, 1)) {
+        snprintf(fix, sizeof fix,
+                 "serve it with a runtime >= 3.1, or train and save it with xgboost %d.%d.x so "
+                 "that base_score is one number",
+                 r.major, r.minor);
+        return refuse(diag, "base_score", fix,
+                      "base_score \"%s\" is a vector intercept as XGBoost >= 3.1 writes it; "
+                      "runtime %d.%d.%d would silently read it as 0.5 and shift every prediction",
+                      text, r.major, r.minor, r.patch);
+    }
+    /* 3.1+ spreads one value over every output, else needs one per class
+     * or per target, and refuses the model at its first prediction. */
+    long n = info->base_score_count;
+    if (n != 1 && n != info->num_class && n != info->num_target)
+        return refuse(diag, "base_score",
+                      "retrain, or re-save the model with " RESAVE_JSON
+                      " from the xgboost that trained it",
+                      "base_score \"%s\" has %ld values; a model with num_class %ld and "
+                      "num_target %ld needs 1 or one per output, and runtime %d.%d.%d fails at "
+                      "the first prediction",
+                      text, n, info->num_class, info->num_target, r.major, r.minor, r.patch);
+    return 0;
+}
+
+static int check_targets(const sms_model_info_t *info, sms_version_t r, sms_diag_t *diag)
+{
+    char fix[384];
+    if (info->num_target < 1)
+        return refuse(diag, "num_target", "re-save the model with " RESAVE_JSON,
+                      "the model declares num_target %ld; XGBoost needs at least 1",
+                      info->num_target);
+    if (info->num_target > 1 && info->num_class > 1)
+        return refuse(diag, "num_target", "retrain as either a multi-class or a multi-target model",
+                      "the model declares num_target %ld and num_class %ld; XGBoost refuses a "
+                      "model that is both",
+                      info->num_target, info->num_class);
+    if (info->num_target > 1 && !runtime_at_least(r, 1, 6)) {
+        snprintf(fix, sizeof fix,
+                 "serve it with a runtime >= 1.6, or train one single-target model per target "
+                 "column with xgboost %d.%d.x",
+                 r.major, r.minor);
+        return refuse(diag, "num_target", fix,
+                      "the model has num_target %ld; multi-target models appeared in XGBoost "
+                      "1.6, runtime %d.%d.%d serves one target per model",
+                      info->num_target, r.major, r.minor, r.patch);
+    }
+    if (!info->vector_leaf)
+        return 0;
+    if (!runtime_at_least(r, 2, 0))
+        return refuse(diag, "num_target",
+                      "serve it with a runtime >= 2.0, or retrain with "
+                      "multi_strategy=\"one_output_per_tree\"",
+                      "vector-leaf trees (multi_strategy=\"multi_output_tree\") appeared in "
+                      "XGBoost 2.0; runtime %d.%d.%d does not have them",
+                      r.major, r.minor, r.patch);
+    if (!info->leaf_weights && runtime_at_least(r, 3, 2))
+        return refuse(diag, "num_target",
+                      "retrain with xgboost >= 3.2 and save again, or retrain with "
+                      "multi_strategy=\"one_output_per_tree\" (any release >= 1.6)",
+                      "vector-leaf trees (multi_strategy=\"multi_output_tree\") as XGBoost "
+                      "2.0-3.1 saved them, without \"leaf_weights\": runtime %d.%d.%d crashes "
+                      "loading them",
+                      r.major, r.minor, r.patch);
+    if (info->leaf_weights && !runtime_at_least(r, 3, 2))
+        return refuse(diag, "num_target",
+                      "serve it with a runtime >= 3.2, or retrain with "
+                      "multi_strategy=\"one_output_per_tree\"",
+                      "vector-leaf trees with \"leaf_weights\" as XGBoost >= 3.2 writes them; "
+                      "runtime %d.%d.%d reads their leaves elsewhere and would predict wrong",
+                      r.major, r.minor, r.patch);
+    return 0;
+}
+
 int sms_compat_check(const sms_model_info_t *info, sms_version_t runtime, bool allow_newer,
                      sms_diag_t *diag)
 {
@@ -528,19 +716,20 @@ int sms_compat_check(const sms_model_info_t *info, sms_version_t runtime, bool a
     if (diag)
         memset(diag, 0, sizeof *diag);
     const sms_version_t *v = &info->version;
+    const sms_version_t r = runtime;
 
-    if (info->has_version && version_cmp(v->major, v->minor, runtime.major, runtime.minor) > 0 &&
+    if (info->has_version && version_cmp(v->major, v->minor, r.major, r.minor) > 0 &&
         !allow_newer) {
-        /* XGBoost cannot write an older format, so re-saving with the newer
-         * version does not help: the model must come from an older one. */
+        /* XGBoost cannot write an older format, so the model must come from
+         * the runtime's release (or an older one), or the runtime must move. */
         snprintf(fix, sizeof fix,
-                 "train and save the model with xgboost %d.%d.x (%s) or serve it with a runtime "
-                 ">= %d.%d",
-                 runtime.major, runtime.minor, RESAVE_JSON, v->major, v->minor);
+                 "re-save it with xgboost %d.%d.x (train there, or load the model there and call "
+                 "%s), or use an smserve image whose runtime is >= %d.%d",
+                 r.major, r.minor, RESAVE_JSON, v->major, v->minor);
         return refuse(diag, "version", fix,
-                      "saved by XGBoost %d.%d.%d, newer than this runtime (%d.%d.%d); XGBoost "
+                      "saved by XGBoost %d.%d.%d, newer than this runtime's %d.%d.%d; XGBoost "
                       "reads older models, never newer ones",
-                      v->major, v->minor, v->patch, runtime.major, runtime.minor, runtime.patch);
+                      v->major, v->minor, v->patch, r.major, r.minor, r.patch);
     }
 
     if (strcmp(info->booster, "gbtree") != 0 && strcmp(info->booster, "gblinear") != 0 &&
@@ -549,20 +738,19 @@ int sms_compat_check(const sms_model_info_t *info, sms_version_t runtime, bool a
                       "booster \"%s\" is not one XGBoost provides (gbtree, gblinear, dart)",
                       info->booster);
 
-    if (!sms_compat_objective_known(info->objective, runtime)) {
+    if (!sms_compat_objective_known(info->objective, r)) {
         for (size_t i = 0; i < sizeof objectives / sizeof objectives[0]; i++) {
             if (strcmp(objectives[i].name, info->objective) != 0)
                 continue;
             snprintf(fix, sizeof fix,
                      "serve it with a runtime >= %d.%d, or retrain with an objective XGBoost "
                      "%d.%d.%d has",
-                     objectives[i].major, objectives[i].minor, runtime.major, runtime.minor,
-                     runtime.patch);
+                     objectives[i].major, objectives[i].minor, r.major, r.minor, r.patch);
             return refuse(diag, "objective", fix,
                           "objective \"%s\" appeared in XGBoost %d.%d; runtime %d.%d.%d does not "
                           "have it",
-                          info->objective, objectives[i].major, objectives[i].minor, runtime.major,
-                          runtime.minor, runtime.patch);
+                          info->objective, objectives[i].major, objectives[i].minor, r.major,
+                          r.minor, r.patch);
         }
         if (info->objective[0] == '\0')
             return refuse(diag, "objective", "re-save the model with " RESAVE_JSON,
@@ -571,39 +759,11 @@ int sms_compat_check(const sms_model_info_t *info, sms_version_t runtime, bool a
                       "retrain with a built-in objective (e.g. reg:squarederror, "
                       "binary:logistic, multi:softprob)",
                       "objective \"%s\" is unknown to XGBoost (runtime %d.%d.%d)", info->objective,
-                      runtime.major, runtime.minor, runtime.patch);
+                      r.major, r.minor, r.patch);
     }
 
-    float bs;
-    bool vector_ok = version_cmp(runtime.major, runtime.minor, 3, 1) >= 0 &&
-                     vector_size(info->base_score_text) == info->num_target;
-    if (parse_plain_float(info->base_score_text, &bs) < 0 && !vector_ok) {
-        if (info->base_score_text[0] == '[') {
-            snprintf(fix, sizeof fix,
-                     "serve it with a runtime >= 3.1, or train and save it with xgboost %d.%d.x "
-                     "so that base_score is one number",
-                     runtime.major, runtime.minor);
-            return refuse(diag, "base_score", fix,
-                          "base_score \"%s\" is a vector intercept as XGBoost >= 3.1 writes it; "
-                          "runtime %d.%d.%d would silently read it as 0.5 and shift every "
-                          "prediction",
-                          info->base_score_text, runtime.major, runtime.minor, runtime.patch);
-        }
-        return refuse(diag, "base_score",
-                      "retrain, or re-save the model with " RESAVE_JSON
-                      " from the xgboost that trained it",
-                      "base_score \"%s\" is not one finite number; runtime %d.%d.%d would misread "
-                      "it and shift every prediction",
-                      info->base_score_text, runtime.major, runtime.minor, runtime.patch);
-    }
-
-    if (info->num_target != 1) {
-        return refuse(diag, "num_target",
-                      "train one single-target model per target column (multi-target models "
-                      "are not served)",
-                      "the model has num_target %ld; runtime %d.%d.%d serves one target per model",
-                      info->num_target, runtime.major, runtime.minor, runtime.patch);
-    }
+    if (check_base_score(info, r, diag) < 0 || check_targets(info, r, diag) < 0)
+        return -1;
 
     if (info->num_feature < 1)
         return refuse(diag, "num_feature", "retrain on data with at least one feature column",
@@ -619,11 +779,11 @@ int sms_compat_check(const sms_model_info_t *info, sms_version_t runtime, bool a
     /* 3.1 stores the categories in the model and re-codes inputs with them;
      * an older runtime would use the raw codes. */
     if (info->has_categorical && info->has_version && version_cmp(v->major, v->minor, 3, 1) >= 0 &&
-        version_cmp(runtime.major, runtime.minor, 3, 1) < 0)
+        !runtime_at_least(r, 3, 1))
         return refuse(diag, "feature_types",
                       "serve it with a runtime >= 3.1, or retrain with numeric features",
                       "categorical features in a model saved by XGBoost %d.%d: it re-codes "
                       "categories, which runtime %d.%d.%d cannot do",
-                      v->major, v->minor, runtime.major, runtime.minor, runtime.patch);
+                      v->major, v->minor, r.major, r.minor, r.patch);
     return 0;
 }

@@ -208,11 +208,18 @@ static json_t *parse_high_precision(reader_t *r, size_t at)
     return json_real(d);
 }
 
+/* A float. JSON cannot hold a non-finite one, so it becomes the string
+ * sms_xjson_parse gives for XGBoost's bare NaN / Infinity / -Infinity. */
 static json_t *parse_real(reader_t *r, size_t at, double d)
 {
-    if (!isfinite(d))
-        return fail(r, at, "non-finite number (JSON cannot hold it)");
-    return json_real(d);
+    json_t *v;
+    if (isnan(d))
+        v = json_string("NaN");
+    else if (isinf(d))
+        v = json_string(d > 0 ? "Infinity" : "-Infinity");
+    else
+        v = json_real(d);
+    return v ? v : fail(r, at, "out of memory");
 }
 
 /* Reads the optional "$type" and "#count" that follow '[' or '{'. type 0

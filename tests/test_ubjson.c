@@ -1,7 +1,8 @@
 /* Tests of the UBJSON reader: the tree it builds from XGBoost's .ubj equals
- * json_loadb of the .json of the same model, every marker and container
- * form, and hostile input (truncations, absurd counts, deep nesting, random
- * bytes), each placed right before a PROT_NONE page. */
+ * what sms_xjson_parse builds from the .json of the same model (NaN split
+ * conditions included), every marker and container form, non-finite floats
+ * as the dialect's strings, and hostile input (truncations, absurd counts,
+ * deep nesting, random bytes), each placed right before a PROT_NONE page. */
 #include "testutil.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "smserve/ubjson.h"
+#include "smserve/xjson.h"
 
 #ifndef SMS_SOURCE_DIR
 #error "SMS_SOURCE_DIR must name the repository root"
@@ -56,32 +58,6 @@ static void assert_parses_to(const unsigned char *bytes, size_t len, const char 
     json_decref(want);
 }
 
-/* Rounds every real to float32, the precision XGBoost stores, so that a
- * .json's decimal text and a .ubj's 'd' compare equal with json_equal.
- * Integers stay integers. */
-static json_t *to_float32(json_t *v)
-{
-    size_t i;
-    const char *key;
-    json_t *child;
-    switch (json_typeof(v)) {
-    case JSON_REAL:
-        return json_real((double)(float)json_real_value(v));
-    case JSON_ARRAY: {
-        json_t *out = json_array();
-        json_array_foreach(v, i, child) json_array_append_new(out, to_float32(child));
-        return out;
-    }
-    case JSON_OBJECT: {
-        json_t *out = json_object();
-        json_object_foreach(v, key, child) json_object_set_new(out, key, to_float32(child));
-        return out;
-    }
-    default:
-        return json_incref(v);
-    }
-}
-
 static void assert_same_model(const char *ubj_path, const char *json_path)
 {
     size_t ulen, jlen;
@@ -92,10 +68,10 @@ static void assert_same_model(const char *ubj_path, const char *json_path)
     json_t *from_ubj = parse((const unsigned char *)ubj, ulen);
     if (!from_ubj)
         fail_msg("%s: %s", ubj_path, errmsg);
-    json_error_t jerr;
-    json_t *from_json = json_loadb(js, jlen, 0, &jerr);
-    assert_non_null(from_json);
-    json_t *a = to_float32(from_ubj), *b = to_float32(from_json);
+    json_t *from_json = sms_xjson_parse(js, jlen, errmsg, sizeof errmsg);
+    if (!from_json)
+        fail_msg("%s: %s", json_path, errmsg);
+    json_t *a = tu_json_float32(from_ubj), *b = tu_json_float32(from_json);
     assert_true(json_equal(a, b));
     /* Integers must not have become reals (or the reverse). */
     json_t *tree0 = json_array_get(
@@ -106,7 +82,9 @@ static void assert_same_model(const char *ubj_path, const char *json_path)
         0);
     if (tree0) {
         assert_true(json_is_integer(json_array_get(json_object_get(tree0, "left_children"), 0)));
-        assert_true(json_is_real(json_array_get(json_object_get(tree0, "split_conditions"), 0)));
+        json_t *cond = json_array_get(json_object_get(tree0, "split_conditions"), 0);
+        assert_true(json_is_real(cond) || json_is_string(cond));
+        assert_true(sms_xjson_number(cond, NULL));
     }
     json_decref(a);
     json_decref(b);
@@ -122,6 +100,46 @@ static void test_fixture_equals_json(void **state)
     assert_same_model(FIXTURE("xgb174-binary-logistic.serve.ubj"),
                       FIXTURE("xgb174-binary-logistic.serve.json"));
     assert_same_model(FIXTURE("xgb20-quantile.refuse.ubj"), FIXTURE("xgb20-quantile.refuse.json"));
+    /* real 2.1.4 / 3.4.1 models; 2.1.4's categorical splits hold NaN */
+    assert_same_model(FIXTURE("xgb214-categorical.serve.ubj"),
+                      FIXTURE("xgb214-categorical.serve.json"));
+    assert_same_model(FIXTURE("xgb341-categorical.serve.ubj"),
+                      FIXTURE("xgb341-categorical.serve.json"));
+    assert_same_model(FIXTURE("xgb341-reg.serve.ubj"), FIXTURE("xgb341-reg.serve.json"));
+    assert_same_model(FIXTURE("xgb313-reg.serve.ubj"), FIXTURE("xgb313-reg.serve.json"));
+}
+
+/* Non-finite floats become the strings sms_xjson_parse gives for XGBoost's
+ * bare tokens, and sms_xjson_number reads them back. */
+static void test_non_finite(void **state)
+{
+    (void)state;
+    assert_parses_to(B("d\x7f\xc0\x00\x00"), "\"NaN\"");
+    assert_parses_to(B("d\xff\xc0\x00\x01"), "\"NaN\""); /* sign and payload dropped */
+    assert_parses_to(B("d\x7f\x80\x00\x00"), "\"Infinity\"");
+    assert_parses_to(B("d\xff\x80\x00\x00"), "\"-Infinity\"");
+    assert_parses_to(B("D\x7f\xf8\x00\x00\x00\x00\x00\x00"), "\"NaN\"");
+    assert_parses_to(B("D\x7f\xf0\x00\x00\x00\x00\x00\x00"), "\"Infinity\"");
+    assert_parses_to(B("D\xff\xf0\x00\x00\x00\x00\x00\x00"), "\"-Infinity\"");
+    /* typed float arrays, as XGBoost writes split_conditions */
+    assert_parses_to(B("[$d#i\x04\x7f\xc0\x00\x00\x3f\x00\x00\x00\xff\x80\x00\x00"
+                       "\x00\x00\x00\x01"),
+                     "[\"NaN\", 0.5, \"-Infinity\", 1.401298464324817e-45]");
+    assert_parses_to(B("{i\x01"
+                       "ad\x7f\x80\x00\x00}"),
+                     "{\"a\": \"Infinity\"}");
+    json_t *v = parse(B("[d\x7f\xc0\x00\x00"
+                        "d\xff\x80\x00\x00"
+                        "D\x40\x34\x00\x00\x00\x00\x00\x00]"));
+    assert_non_null(v);
+    double d;
+    assert_true(sms_xjson_number(json_array_get(v, 0), &d) && isnan(d));
+    assert_true(sms_xjson_number(json_array_get(v, 1), &d) && isinf(d) && d < 0);
+    assert_true(sms_xjson_number(json_array_get(v, 2), &d) && d == 20.0);
+    json_decref(v);
+    /* 'H' stays finite-only: XGBoost never writes it */
+    assert_refused(B("HU\x06"
+                     "1e9999"));
 }
 
 static void test_gblinear_fixture(void **state)
@@ -227,8 +245,6 @@ static void test_malformed(void **state)
                      "a"));                  /* negative length */
     assert_refused(B("Sd\x3f\x00\x00\x00")); /* length not an integer */
     assert_refused(B("C\x80"));
-    assert_refused(B("d\x7f\xc0\x00\x00"));                 /* NaN: JSON cannot hold it */
-    assert_refused(B("D\x7f\xf0\x00\x00\x00\x00\x00\x00")); /* +inf */
     assert_refused(B("HU\x03"
                      "1x2"));
     assert_refused(B("HU\x00"));
@@ -348,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_fixture_equals_json),
         cmocka_unit_test(test_gblinear_fixture),
         cmocka_unit_test(test_scalars),
+        cmocka_unit_test(test_non_finite),
         cmocka_unit_test(test_containers),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_absurd_counts),

@@ -1,8 +1,9 @@
 /* A UBJSON (Universal Binary JSON, as XGBoost writes it) reader that builds a
  * jansson tree, so the compatibility checks read JSON and UBJSON models the
- * same way. Handles objects, arrays (including the optimised $type/#count
- * forms XGBoost uses for large float and int arrays), strings, all numeric
- * markers, true/false/null, noop. */
+ * same way (the tree sms_xjson_parse gives for the model's .json, see
+ * smserve/xjson.h). Handles objects, arrays (including the optimised
+ * $type/#count forms XGBoost uses for large float and int arrays), strings,
+ * all numeric markers, true/false/null, noop. */
 #ifndef SMSERVE_UBJSON_H
 #define SMSERVE_UBJSON_H
 
@@ -17,10 +18,13 @@
  * may be materialised; memory is bounded by a small multiple of len.
  * Stricter than the UBJSON spec where the spec allows bombs or where JSON
  * cannot follow: a "#count" may not exceed the bytes left (even for the
- * zero-byte element types Z/T/F), duplicate object keys, keys with NUL,
- * invalid UTF-8 and non-finite floats are refused. Integers (i U I l L)
- * become json_integer, floats (d D) json_real, 'H' an integer when it is
- * one, 'C' a one-character string. */
+ * zero-byte element types Z/T/F), duplicate object keys, keys with NUL and
+ * invalid UTF-8 are refused. Integers (i U I l L) become json_integer, finite
+ * floats (d D) json_real, non-finite ones (XGBoost writes them, e.g. in the
+ * split_conditions of categorical splits) the strings "NaN", "Infinity" and
+ * "-Infinity" as sms_xjson_parse gives them (sms_xjson_number reads all of
+ * these), 'H' an integer when it is one, else a finite json_real, 'C' a
+ * one-character string. */
 json_t *sms_ubjson_parse(const unsigned char *bytes, size_t len, char *errmsg, size_t errmsg_size);
 
 #endif
