@@ -15,6 +15,7 @@
 
 #include "smserve/archive.h"
 #include "smserve/log.h"
+#include "smserve/migrate.h"
 
 /* A model file larger than this is refused rather than read into memory. */
 #define SMS_MAX_MODEL_BYTES ((size_t)4 << 30)
@@ -96,8 +97,34 @@ static void diagnose(sms_artifact_t *a, sms_version_t runtime, bool allow_newer)
     if (read_all(a->path, &a->bytes, &a->len, &a->diag) < 0)
         return;
     a->format = sms_sniff(a->bytes, a->len);
-    if (sms_compat_read(a->format, a->bytes, a->len, &a->info, &a->diag) < 0)
+    unsigned char *migrated = NULL;
+    size_t migrated_len = 0;
+    sms_legacy_info_t legacy;
+    int m = sms_migrate(a->format, a->bytes, a->len, runtime, &migrated, &migrated_len, &legacy,
+                        a->migrated, sizeof a->migrated, &a->diag);
+    if (m < 0) {
+        /* What the file declares still goes into the report, where it can be read. */
+        sms_diag_t unused;
+        sms_compat_read(a->format, a->bytes, a->len, &a->info, &unused);
         return;
+    }
+    if (m == 1) {
+        /* The checks read what the runtime will load; a legacy file's writer is
+         * what its parameter block says (nothing before 1.0). */
+        int rc = sms_compat_read(SMS_FMT_JSON, migrated, migrated_len, &a->info, &a->diag);
+        if (a->format == SMS_FMT_BINARY) {
+            a->info.has_version = legacy.major_version != 0;
+            a->info.version = (sms_version_t){(int)legacy.major_version,
+                                              (int)legacy.minor_version, 0};
+        }
+        free(a->bytes);
+        a->bytes = migrated;
+        a->len = migrated_len;
+        if (rc < 0)
+            return;
+    } else if (sms_compat_read(a->format, a->bytes, a->len, &a->info, &a->diag) < 0) {
+        return;
+    }
     if (sms_compat_check(&a->info, runtime, false, &a->diag) == 0) {
         a->ok = true;
         return;
@@ -375,6 +402,8 @@ void sms_artifacts_report(const sms_artifact_set_t *set, sms_version_t runtime, 
                     a->info.objective, a->info.num_feature);
             if (a->info.num_class > 0)
                 fprintf(human, ", %ld classes", a->info.num_class);
+            if (a->migrated[0])
+                fprintf(human, " (%s)", a->migrated);
             if (a->warned)
                 fprintf(human, " (check %s: %s; fix: %s)", a->diag.check, a->diag.reason,
                         a->diag.fix);

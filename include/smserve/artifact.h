@@ -20,8 +20,10 @@ typedef struct sms_artifact {
     bool ok;               /* servable by this runtime */
     bool warned;           /* ok, but a check was downgraded (allow_newer) */
     sms_diag_t diag;       /* why not ok (or the downgraded warning) */
-    unsigned char *bytes;  /* whole file, kept for loading */
+    unsigned char *bytes;  /* whole file, kept for loading (after migration: the
+                              rewritten bytes the runtime loads, see smserve/migrate.h) */
     size_t len;
+    char migrated[160];    /* what migration did, "" when the file loads as it is */
 } sms_artifact_t;
 
 typedef struct sms_artifact_set {
