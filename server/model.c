@@ -1,13 +1,16 @@
 /* The model backend. Boosters are loaded from checked artifacts through the
- * XGBoost C API. By default each tree booster is then compiled into the
- * native evaluator (forest.c), which must first reproduce the C API's own
- * predictions on a probe batch (the parity gate); a model that fails the
- * gate or that the compiler does not recognise stays on the C API: gbtree
- * and dart in place with one proxy DMatrix per thread, gblinear (no
- * in-place path in 1.7, not thread-safe) through a DMatrix under a lock. */
+ * XGBoost C API. By default each booster is then compiled into a native
+ * evaluator (forest.c for trees, linear.c for gblinear), which must first
+ * reproduce the C API's own predictions on a probe batch (the parity gate);
+ * a model that fails the gate or that the compiler does not recognise stays
+ * on the C API: gbtree and dart in place with one proxy DMatrix per thread,
+ * gblinear (no in-place path in 3.4 either, not thread-safe) through a
+ * DMatrix under a lock. */
 #define _GNU_SOURCE
 #include "smserve/model.h"
+#include "smserve/xjson.h"
 #include "smserve/forest.h"
+#include "smserve/linear.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -23,7 +26,16 @@ typedef struct member {
     BoosterHandle booster;
     bool linear; /* gblinear: DMatrix path, serialised */
     pthread_mutex_t lock;
-    sms_forest_t *forest; /* the native evaluator, when it passed the gate */
+    /* The native evaluator of a tree or a gblinear booster, when it passed
+     * the parity gate (NULL otherwise). */
+    sms_forest_t *forest;
+    sms_linear_t *linear_native;
+    /* The writer's arithmetic where the runtime's differs (see
+     * sms_forest_set_writer); the C API path then asks for margins and
+     * finishes them with `writer`'s objective. */
+    bool sum_first;
+    bool unsorted_quantiles;
+    sms_forest_t *writer; /* compiled for its objective when sum_first */
 } member_t;
 
 struct sms_model {
@@ -39,12 +51,23 @@ struct sms_model {
 /* Rows in the parity gate's probe batch. */
 #define GATE_ROWS 512
 
-/* 1.7.x requires cache_id; missing values arrive as NaN. */
+/* Transformed values of every tree; missing values arrive as NaN. */
 static const char PREDICT_CONFIG[] =
     "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
-    "\"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}";
+    "\"strict_shape\": false, \"missing\": NaN}";
+
+/* Margins: reg:quantileerror before 3.4 (unsorted), and the trees' sums for
+ * a release before 1.3 (with a zero base margin on the proxy). */
+static const char PREDICT_MARGIN_CONFIG[] =
+    "{\"type\": 1, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+    "\"strict_shape\": false, \"missing\": NaN}";
 
 static _Thread_local DMatrixHandle thread_proxy;
+/* A second proxy carrying a zero base margin, and the values finished from
+ * its margins (sum_first members). */
+static _Thread_local DMatrixHandle thread_proxy_zero;
+static _Thread_local sms_matrix_t thread_zeros;
+static _Thread_local sms_matrix_t thread_finished;
 /* Per-thread room for one ensemble member's predictions, and for the
  * native evaluator's workspace. */
 static _Thread_local sms_matrix_t thread_scratch;
@@ -63,6 +86,12 @@ void sms_model_thread_cleanup(void)
         XGDMatrixFree(thread_proxy);
         thread_proxy = NULL;
     }
+    if (thread_proxy_zero) {
+        XGDMatrixFree(thread_proxy_zero);
+        thread_proxy_zero = NULL;
+    }
+    sms_matrix_free(&thread_zeros);
+    sms_matrix_free(&thread_finished);
     sms_matrix_free(&thread_scratch);
     sms_matrix_free(&thread_work);
 }
@@ -90,15 +119,17 @@ static const char *xgb_error(char *buf, size_t size)
 }
 
 /* Reads objective name and base_score from the booster's own configuration:
- * what the library will actually use, as opposed to what the file says. */
-static int runtime_params(BoosterHandle b, char *objective, size_t size, double *base_score)
+ * what the library will actually use, as opposed to what the file says.
+ * base_score gets up to SMS_BASE_SCORE_MAX values, *base_count how many the
+ * library holds (-1 when unreadable). */
+static int runtime_params(BoosterHandle b, char *objective, size_t size, float *base_score,
+                          long *base_count)
 {
     bst_ulong len;
     const char *cfg;
     if (XGBoosterSaveJsonConfig(b, &len, &cfg) != 0)
         return -1;
-    json_error_t jerr;
-    json_t *root = json_loadb(cfg, len, 0, &jerr);
+    json_t *root = sms_xjson_parse(cfg, len, NULL, 0);
     if (!root)
         return -1;
     const char *name = json_string_value(
@@ -108,10 +139,37 @@ static int runtime_params(BoosterHandle b, char *objective, size_t size, double 
     int rc = name && bs ? 0 : -1;
     if (name)
         snprintf(objective, size, "%s", name);
-    if (bs)
-        *base_score = strtod(bs, NULL);
+    *base_count = sms_objective_floats(bs, base_score, SMS_BASE_SCORE_MAX);
     json_decref(root);
     return rc;
+}
+
+/* Whether the base_score the library loaded is the one the file declares:
+ * the same vector, or the file's one number broadcast to every output. A
+ * mismatch is written to detail. */
+static bool same_base_score(const sms_model_info_t *info, const float *loaded, long count,
+                            char *detail, size_t size)
+{
+    bool same = count > 0;
+    for (long i = 0; same && i < count && i < SMS_BASE_SCORE_MAX; i++) {
+        double want;
+        if (info->base_score_vector && info->base_score_count > 1) {
+            if (info->base_score_count != count)
+                same = false;
+            want = info->base_score_values[i];
+        } else {
+            want = info->base_score_vector ? info->base_score_values[0] : info->base_score;
+        }
+        if (same && !isfinite(want))
+            break; /* nothing declared to compare with */
+        same = same && fabs(loaded[i] - want) <= 1e-6 * fmax(1.0, fabs(want));
+    }
+    if (!same)
+        snprintf(detail, size,
+                 "the file declares base_score %s but XGBoost loaded %ld value(s) starting "
+                 "%.9g: every prediction would be shifted",
+                 info->base_score_text, count, count > 0 ? (double)loaded[0] : NAN);
+    return same;
 }
 
 static bool same_objective(const char *declared, const char *loaded)
@@ -120,6 +178,113 @@ static bool same_objective(const char *declared, const char *loaded)
     if (!strcmp(declared, "reg:linear"))
         declared = "reg:squarederror";
     return !strcmp(declared, loaded);
+}
+
+static bool older_than(const sms_model_info_t *info, int major, int minor)
+{
+    return info->version.major < major ||
+           (info->version.major == major && info->version.minor < minor);
+}
+
+/* Where the writing release computed differently from the runtime, the
+ * member predicts the writer's way (see sms_forest_set_writer): trees from
+ * before 1.3 (or of no recorded release: 0.x legacy files) sum first;
+ * reg:quantileerror from before 3.4 is not sorted. The first needs the
+ * objective's transform outside the library, from a compiled forest; a
+ * model the compiler cannot read is refused rather than served the
+ * runtime's way. */
+static int writer_arithmetic(member_t *m, const sms_artifact_t *a, sms_diag_t *diag)
+{
+    const sms_model_info_t *info = &a->info;
+    m->unsorted_quantiles = !strcmp(info->objective, "reg:quantileerror") && info->has_version &&
+                            older_than(info, 3, 4);
+    bool trees = !strcmp(info->booster, "gbtree");
+    if (!trees || (info->has_version && !older_than(info, 1, 3)))
+        return 0;
+    bst_ulong len = 0;
+    const char *json = NULL;
+    char why[256] = "";
+    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &json) == 0)
+        m->writer = sms_forest_compile(json, (size_t)len, why, sizeof why);
+    else
+        xgb_error(why, sizeof why);
+    if (!m->writer) {
+        char detail[300];
+        snprintf(detail, sizeof detail,
+                 "a release before 1.3 wrote it, which added its trees up in another order "
+                 "than this runtime; reproducing that needs the model compiled: %.150s",
+                 why);
+        diag_load(diag, a->name, "%s: %s", detail);
+        return -1;
+    }
+    sms_forest_set_writer(m->writer, true, m->unsorted_quantiles);
+    m->sum_first = sms_forest_sums_first(m->writer);
+    if (!m->sum_first) {
+        sms_forest_free(m->writer);
+        m->writer = NULL;
+    }
+    return 0;
+}
+
+/* Appends to out what the member does the writing release's way. */
+static void writer_note(const member_t *m, char *out, size_t size)
+{
+    size_t n = strlen(out);
+    if (m->sum_first && n < size)
+        n += snprintf(out + n, size - n, ", trees summed before the base margin as before 1.3");
+    if (m->unsorted_quantiles && n < size)
+        snprintf(out + n, size - n, ", quantiles unsorted as before 3.4");
+}
+
+/* sum_first members on the C API: the trees' sums (a margin prediction from
+ * a zero base margin, which adds the trees in the writer's order), then the
+ * base margin, then the objective's transform. Result in thread_finished. */
+static int capi_predict_sum_first(member_t *m, const char *iface, size_t rows,
+                                  const float **result, size_t *values, sms_error_t *err)
+{
+    const sms_objective_t *obj = sms_forest_objective(m->writer);
+    size_t ng = obj->num_group, no = obj->num_output;
+    if (!thread_proxy_zero && XGProxyDMatrixCreate(&thread_proxy_zero) != 0)
+        return sms_error_set(err, 500, "XGBoost could not create a proxy DMatrix");
+    if (sms_matrix_reserve(&thread_zeros, rows * ng) < 0 ||
+        sms_matrix_reserve(&thread_finished, rows * (ng > no ? ng : no)) < 0)
+        return sms_error_set(err, 500, "out of memory for the writer's arithmetic");
+    memset(thread_zeros.values, 0, rows * ng * sizeof *thread_zeros.values);
+    char zeros[192];
+    if (ng == 1)
+        snprintf(zeros, sizeof zeros,
+                 "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu], \"typestr\": \"<f4\", "
+                 "\"version\": 3}",
+                 (uintptr_t)thread_zeros.values, rows);
+    else
+        snprintf(zeros, sizeof zeros,
+                 "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": "
+                 "\"<f4\", \"version\": 3}",
+                 (uintptr_t)thread_zeros.values, rows, ng);
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *sums = NULL;
+    char detail[300];
+    if (XGProxyDMatrixSetDataDense(thread_proxy_zero, iface) != 0 ||
+        XGDMatrixSetInfoFromInterface(thread_proxy_zero, "base_margin", zeros) != 0 ||
+        XGBoosterPredictFromDense(m->booster, iface, PREDICT_MARGIN_CONFIG, thread_proxy_zero,
+                                  &shape, &dim, &sums) != 0)
+        return sms_error_set(err, 500, "prediction failed: %s", xgb_error(detail, sizeof detail));
+    size_t n = 1;
+    for (bst_ulong i = 0; i < dim; i++)
+        n *= (size_t)shape[i];
+    if (n != rows * ng)
+        return sms_error_set(err, 500, "XGBoost returned %zu margins for %zu rows, expected %zu",
+                             n, rows, rows * ng);
+    float margin[SMS_OBJECTIVE_MAX_GROUPS];
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t g = 0; g < ng; g++)
+            margin[g] = obj->base_margin[g] + sums[r * ng + g];
+        sms_objective_finish(obj, margin, thread_finished.values + r * no);
+    }
+    *result = thread_finished.values;
+    *values = rows * no;
+    return 0;
 }
 
 static int load_member(member_t *m, const sms_artifact_t *a, sms_diag_t *diag)
@@ -144,9 +309,10 @@ static int load_member(member_t *m, const sms_artifact_t *a, sms_diag_t *diag)
     }
     bst_ulong nf = 0;
     char objective[64] = "";
-    double base_score = NAN;
+    float base_score[SMS_BASE_SCORE_MAX];
+    long base_count = -1;
     if (XGBoosterGetNumFeature(m->booster, &nf) != 0 ||
-        runtime_params(m->booster, objective, sizeof objective, &base_score) != 0) {
+        runtime_params(m->booster, objective, sizeof objective, base_score, &base_count) != 0) {
         diag_load(diag, a->name, "%s: XGBoost cannot report the loaded model's parameters: %s",
                   xgb_error(detail, sizeof detail));
         return -1;
@@ -163,15 +329,24 @@ static int load_member(member_t *m, const sms_artifact_t *a, sms_diag_t *diag)
         diag_load(diag, a->name, "%s: %s", detail);
         return -1;
     }
-    float declared = a->info.base_score;
-    if (isfinite(declared) && !(fabs(base_score - declared) <= 1e-6 * fmax(1.0, fabs(declared)))) {
-        snprintf(detail, sizeof detail,
-                 "the file declares base_score %s but XGBoost loaded %.9g: every prediction "
-                 "would be shifted",
-                 a->info.base_score_text, base_score);
+    if (!same_base_score(&a->info, base_score, base_count, detail, sizeof detail)) {
         diag_load(diag, a->name, "%s: %s", detail);
         return -1;
     }
+    return writer_arithmetic(m, a, diag);
+}
+
+/* XGBoost makes a DMatrix (the gblinear path) of no row that holds an
+ * infinity ("Input data contains `inf` ..."): refuse such rows the same way
+ * on both engines, as the client's error. */
+static int linear_refuses(const float *x, size_t rows, size_t cols, sms_error_t *err)
+{
+    for (size_t k = 0; k < rows * cols; k++)
+        if (isinf(x[k]))
+            return sms_error_set(err, 400,
+                                 "row %zu has an infinite value in column %zu: a gblinear model "
+                                 "takes none (a missing value is an empty field or null)",
+                                 k / cols + 1, k % cols + 1);
     return 0;
 }
 
@@ -185,6 +360,8 @@ static int capi_predict(member_t *m, const float *x, size_t rows, size_t cols, c
     bst_ulong dim = 0;
     int rc;
     if (m->linear) {
+        if (linear_refuses(x, rows, cols, err) < 0)
+            return -1;
         DMatrixHandle dm;
         pthread_mutex_lock(&m->lock);
         rc = XGDMatrixCreateFromMat(x, (bst_ulong)rows, (bst_ulong)cols, NAN, &dm);
@@ -201,8 +378,12 @@ static int capi_predict(member_t *m, const float *x, size_t rows, size_t cols, c
                  "{\"data\": [%" PRIuPTR ", true], \"shape\": [%zu, %zu], \"typestr\": \"<f4\", "
                  "\"version\": 3}",
                  (uintptr_t)x, rows, cols);
-        rc = XGBoosterPredictFromDense(m->booster, iface, PREDICT_CONFIG, thread_proxy, &shape,
-                                       &dim, result);
+        if (m->sum_first)
+            return capi_predict_sum_first(m, iface, rows, result, values, err);
+        rc = XGBoosterPredictFromDense(m->booster, iface,
+                                       m->unsorted_quantiles ? PREDICT_MARGIN_CONFIG
+                                                             : PREDICT_CONFIG,
+                                       thread_proxy, &shape, &dim, result);
     }
     if (rc != 0) {
         char detail[300];
@@ -224,6 +405,14 @@ static int predict_member(member_t *m, const float *x, size_t rows, size_t cols,
         if (sms_matrix_reserve(&thread_work, sms_forest_workspace_floats(m->forest)) < 0)
             return sms_error_set(err, 500, "out of memory for the native evaluator's workspace");
         sms_forest_predict(m->forest, x, rows, dst, thread_work.values);
+        return 0;
+    }
+    if (m->linear_native) {
+        if (linear_refuses(x, rows, cols, err) < 0)
+            return -1;
+        if (sms_matrix_reserve(&thread_work, sms_linear_workspace_floats(m->linear_native)) < 0)
+            return sms_error_set(err, 500, "out of memory for the native evaluator's workspace");
+        sms_linear_predict(m->linear_native, x, rows, dst, thread_work.values);
         return 0;
     }
     const float *res;
@@ -261,16 +450,72 @@ static size_t count_identical(const float *a, const float *b, size_t n)
     return same;
 }
 
-/* Compiles a tree booster into the native evaluator and keeps it only if it
- * reproduces the C API on the probe batch within one float32 ulp. Writes
- * what happened to note; never fails the load. */
+/* A compiled model on its way through the parity gate: a forest or a
+ * linear model, behind one set of calls. */
+typedef struct candidate {
+    sms_forest_t *forest;
+    sms_linear_t *linear;
+} candidate_t;
+
+static size_t candidate_workspace(const candidate_t *c)
+{
+    return c->forest ? sms_forest_workspace_floats(c->forest)
+                     : sms_linear_workspace_floats(c->linear);
+}
+
+static void candidate_predict(const candidate_t *c, const float *x, size_t rows, float *out,
+                              float *work)
+{
+    if (c->forest)
+        sms_forest_predict(c->forest, x, rows, out, work);
+    else
+        sms_linear_predict(c->linear, x, rows, out, work);
+}
+
+static void candidate_set_fused(candidate_t *c, bool fused)
+{
+    if (c->forest)
+        sms_forest_set_fused(c->forest, fused);
+    else
+        sms_linear_set_fused(c->linear, fused);
+}
+
+/* What the log line says about a compiled model. */
+static void candidate_describe(const candidate_t *c, char *out, size_t size)
+{
+    if (c->linear) {
+        size_t no = sms_linear_num_output(c->linear);
+        snprintf(out, size, "gblinear, %zu features, %zu output%s%s",
+                 sms_linear_num_feature(c->linear), no, no == 1 ? "" : "s",
+                 sms_linear_fused(c->linear) ? ", fused multiply-adds" : "");
+        return;
+    }
+    const sms_forest_t *f = c->forest;
+    int n = snprintf(out, size, "%zu trees, %zu nodes", sms_forest_num_trees(f),
+                     sms_forest_num_nodes(f));
+    if (n >= 0 && (size_t)n < size && sms_forest_num_categorical(f))
+        n += snprintf(out + n, size - (size_t)n, ", %zu categorical splits",
+                      sms_forest_num_categorical(f));
+    if (n >= 0 && (size_t)n < size && sms_forest_leaf_size(f) > 1)
+        n += snprintf(out + n, size - (size_t)n, ", vector leaves of %zu", sms_forest_leaf_size(f));
+    if (n >= 0 && (size_t)n < size && sms_forest_fused(f))
+        snprintf(out + n, size - (size_t)n, ", dart weights by fused multiply-add");
+}
+
+static void candidate_free(candidate_t *c)
+{
+    sms_forest_free(c->forest);
+    sms_linear_free(c->linear);
+    c->forest = NULL;
+    c->linear = NULL;
+}
+
+/* Compiles a booster into the native evaluator of its kind and keeps it
+ * only if it reproduces the C API on the probe batch within one float32
+ * ulp. Writes what happened to note; never fails the load. */
 static void try_native(member_t *m, const char *name, size_t num_feature, size_t num_output,
                        char *note, size_t note_size)
 {
-    if (m->linear) {
-        snprintf(note, note_size, "%s: XGBoost C API (gblinear is not compiled natively)", name);
-        return;
-    }
     bst_ulong len = 0;
     const char *json = NULL;
     char why[256] = "";
@@ -279,45 +524,58 @@ static void try_native(member_t *m, const char *name, size_t num_feature, size_t
                  xgb_error(why, sizeof why));
         return;
     }
-    sms_forest_t *forest = sms_forest_compile(json, (size_t)len, why, sizeof why);
-    if (!forest) {
+    candidate_t c = {NULL, NULL};
+    if (m->linear)
+        c.linear = sms_linear_compile(json, (size_t)len, why, sizeof why);
+    else
+        c.forest = sms_forest_compile(json, (size_t)len, why, sizeof why);
+    if (!c.forest && !c.linear) {
         snprintf(note, note_size, "%s: XGBoost C API (the native compiler declined: %s)", name,
                  why);
         return;
     }
+    if (c.forest)
+        sms_forest_set_writer(c.forest, m->sum_first, m->unsorted_quantiles);
     float *probe = malloc(GATE_ROWS * num_feature * sizeof *probe);
     float *native = malloc(GATE_ROWS * num_output * sizeof *native);
     const float *reference = NULL;
     size_t values = 0;
-    sms_error_t err;
-    if (!probe || !native || sms_forest_num_output(forest) != num_output ||
-        sms_forest_num_feature(forest) != num_feature) {
+    sms_error_t err = {0, "XGBoost returned another number of values"};
+    size_t shape_output =
+        c.forest ? sms_forest_num_output(c.forest) : sms_linear_num_output(c.linear);
+    size_t shape_feature =
+        c.forest ? sms_forest_num_feature(c.forest) : sms_linear_num_feature(c.linear);
+    if (!probe || !native || shape_output != num_output || shape_feature != num_feature) {
         snprintf(note, note_size, "%s: XGBoost C API (the native model's shape differs)", name);
         goto reject;
     }
-    sms_forest_probe(forest, 1, GATE_ROWS, probe);
+    if (c.forest)
+        sms_forest_probe(c.forest, 1, GATE_ROWS, probe);
+    else
+        sms_linear_probe(c.linear, 1, GATE_ROWS, probe);
     if (capi_predict(m, probe, GATE_ROWS, num_feature, &reference, &values, &err) < 0 ||
         values != GATE_ROWS * num_output) {
         snprintf(note, note_size, "%s: XGBoost C API (the parity gate could not run: %.200s)", name,
                  err.msg);
         goto reject;
     }
-    if (sms_matrix_reserve(&thread_work, sms_forest_workspace_floats(forest)) < 0) {
+    if (sms_matrix_reserve(&thread_work, candidate_workspace(&c)) < 0) {
         snprintf(note, note_size, "%s: XGBoost C API (no memory for the parity gate)", name);
         goto reject;
     }
-    sms_forest_predict(forest, probe, GATE_ROWS, native, thread_work.values);
+    candidate_predict(&c, probe, GATE_ROWS, native, thread_work.values);
     size_t identical = count_identical(native, reference, values);
     if (identical < values) {
-        /* Whether this build of the library fuses a dart tree's weighting
-         * into its addition (see sms_forest_set_fused): keep whichever
-         * accumulation reproduces more of its values. gbtree models predict
-         * the same both ways and stay unfused. */
-        sms_forest_set_fused(forest, true);
-        sms_forest_predict(forest, probe, GATE_ROWS, native, thread_work.values);
+        /* Whether this build of the library fuses a dart tree's weighting,
+         * or gblinear's value * weight, into its addition (see
+         * sms_forest_set_fused): keep whichever accumulation reproduces
+         * more of its values. Models without such products predict the
+         * same both ways and stay unfused. */
+        candidate_set_fused(&c, true);
+        candidate_predict(&c, probe, GATE_ROWS, native, thread_work.values);
         if (count_identical(native, reference, values) <= identical) {
-            sms_forest_set_fused(forest, false);
-            sms_forest_predict(forest, probe, GATE_ROWS, native, thread_work.values);
+            candidate_set_fused(&c, false);
+            candidate_predict(&c, probe, GATE_ROWS, native, thread_work.values);
         }
     }
     size_t exact = 0;
@@ -332,18 +590,20 @@ static void try_native(member_t *m, const char *name, size_t num_feature, size_t
         }
         exact += d == 0;
     }
+    char what[224];
+    candidate_describe(&c, what, sizeof what);
+    writer_note(m, what, sizeof what);
     snprintf(note, note_size,
-             "%s: native evaluator (%zu trees, %zu nodes%s; parity gate: %zu probe rows, %zu of "
-             "%zu values identical, the rest within 1 ulp)",
-             name, sms_forest_num_trees(forest), sms_forest_num_nodes(forest),
-             sms_forest_fused(forest) ? ", dart weights by fused multiply-add" : "",
-             (size_t)GATE_ROWS, exact, values);
-    m->forest = forest;
+             "%s: native evaluator (%s; parity gate: %zu probe rows, %zu of %zu values identical, "
+             "the rest within 1 ulp)",
+             name, what, (size_t)GATE_ROWS, exact, values);
+    m->forest = c.forest;
+    m->linear_native = c.linear;
     free(probe);
     free(native);
     return;
 reject:
-    sms_forest_free(forest);
+    candidate_free(&c);
     free(probe);
     free(native);
 }
@@ -402,7 +662,7 @@ int sms_model_load(const sms_artifact_set_t *set, bool native, sms_model_t **out
         size_t values = 0;
         sms_error_t err;
         if (capi_predict(&m->members[i], probe, 1, m->num_feature, &res, &values, &err) < 0) {
-            diag_load(diag, set->items[i].name, "%s: warm-up %s", err.msg);
+            diag_load(diag, set->items[i].name, "%s: warm-up %.300s", err.msg);
             free(probe);
             goto fail;
         }
@@ -421,9 +681,11 @@ int sms_model_load(const sms_artifact_set_t *set, bool native, sms_model_t **out
         if (native)
             try_native(&m->members[i], set->items[i].name, m->num_feature, m->num_output, note,
                        sizeof note);
-        else
-            snprintf(note, sizeof note, "%s: XGBoost C API (SMSERVE_ENGINE=xgboost)",
-                     set->items[i].name);
+        else {
+            char what[128] = "SMSERVE_ENGINE=xgboost";
+            writer_note(&m->members[i], what, sizeof what);
+            snprintf(note, sizeof note, "%s: XGBoost C API (%s)", set->items[i].name, what);
+        }
         size_t used = strlen(m->engine);
         snprintf(m->engine + used, sizeof m->engine - used, "%s%s", used ? "; " : "", note);
     }
@@ -442,6 +704,8 @@ void sms_model_free(sms_model_t *m)
         if (m->members[i].booster)
             XGBoosterFree(m->members[i].booster);
         sms_forest_free(m->members[i].forest);
+        sms_forest_free(m->members[i].writer);
+        sms_linear_free(m->members[i].linear_native);
         pthread_mutex_destroy(&m->members[i].lock);
     }
     free(m->members);
