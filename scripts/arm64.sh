@@ -15,6 +15,9 @@ sysroot="$out/sysroot"
 build="$out/build"
 triple=aarch64-linux-gnu
 export OMP_NUM_THREADS=1 # libgomp spin-waits can hang under qemu-user
+# Tests lighten their heaviest workloads under an emulator (tests/testutil.h,
+# tu_emulated; they also recognise qemu-user by themselves), never what they assert.
+export SMS_EMULATED=qemu-aarch64
 
 say() { echo "arm64.sh: $*"; }
 die() { echo "arm64.sh: FAILED: $*" >&2; exit 1; }
@@ -26,7 +29,7 @@ export DEBIAN_FRONTEND=noninteractive
 t0=$SECONDS
 
 # --- host tools --------------------------------------------------------------------
-host_packages=(gcc-aarch64-linux-gnu qemu-user-static cmake make pkg-config curl python3)
+host_packages=(gcc-aarch64-linux-gnu qemu-user-static cmake make pkg-config curl python3 python3-pip)
 missing=()
 for p in "${host_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -51,8 +54,10 @@ fi
 # --- the sysroot: every arm64 dependency and its runtime closure -------------------
 # libc6-dev and linux-libc-dev give the compiler its arm64 libc headers and crt
 # files inside the sysroot; the runtime libraries serve both the linker and qemu -L.
-roots=(libcivetweb-dev libxgboost-dev libarchive-dev libjansson-dev libcmocka-dev
-       libc6-dev linux-libc-dev)
+# XGBoost is not among them: the pinned aarch64 wheel's library is used instead
+# (scripts/xgboost-runtime.sh aarch64); libstdc++6 is what it links.
+roots=(libcivetweb-dev libarchive-dev libjansson-dev libcmocka-dev libopenblas-dev
+       libstdc++6 libc6-dev linux-libc-dev)
 mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests \
     --no-conflicts --no-breaks --no-replaces --no-enhances "${roots[@]/%/:arm64}" |
   grep -E '^[a-z0-9][a-z0-9.+-]*:arm64$' | sort -u)
@@ -89,8 +94,11 @@ say "sysroot ready ($(du -sh "$sysroot" | cut -f1), $((SECONDS - t0)) s)"
 
 # --- cross-build ----------------------------------------------------------------
 t1=$SECONDS
+xgboost_root="$(scripts/xgboost-runtime.sh aarch64)"
+say "XGBoost runtime: $xgboost_root"
 cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/$triple.cmake" \
-  -DSMS_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWERROR=ON \
+  -DSMS_SYSROOT="$sysroot" -DXGBOOST_ROOT="$xgboost_root" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWERROR=ON \
   -DBUILD_BENCH=OFF -DBUILD_TESTING=ON >/dev/null
 cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log" >&2; die "cross-build"; }
 file "$build/smserve" | grep -q 'ARM aarch64' || die "$build/smserve is not an aarch64 binary"

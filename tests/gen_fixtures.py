@@ -67,9 +67,10 @@ REFUSE_CASES = [
     ("pickle", "format"),
     ("random-bytes", "format"),
     ("truncated-json", "parse"),
-    ("xgb20-quantile", "version"),
-    ("xgb31-base-score", "version"),
-    ("xgb31-base-score-allow", "base_score"),
+    ("xgb35-newer", "version"),
+    ("xgb35-base-score", "version"),
+    ("xgb35-base-score-allow", "base_score"),
+    ("unknown-objective", "objective"),
     ("empty-dir", "empty"),
     ("empty-file", "format"),
     ("tar-traversal", "archive"),
@@ -232,19 +233,26 @@ def make_refuse(out, source_dir):
     good = model_json(5)
     write(os.path.join(case_dir("truncated-json"), "xgboost-model.json"), good[: len(good) // 2])
 
+    # A release newer than the runtime (3.4): refused by the version check.
     doc = json.loads(good)
-    doc["version"] = [2, 0, 3]
-    doc["learner"]["objective"] = {"name": "reg:quantileerror",
-                                   "quantile_loss": {"quantile_alpha": "[5E-1]"}}
-    write(os.path.join(case_dir("xgb20-quantile"), "xgboost-model.json"),
+    doc["version"] = [3, 5, 0]
+    write(os.path.join(case_dir("xgb35-newer"), "xgboost-model.json"),
           json.dumps(doc, separators=(",", ":")).encode())
 
+    # Newer, and a base_score vector of two values for one output: with
+    # SMSERVE_ALLOW_NEWER the version check is only a warning, and the
+    # base_score check still refuses.
     doc = json.loads(model_json(6, extra={"base_score": 20.0}))
-    doc["version"] = [3, 1, 0]
-    doc["learner"]["learner_model_param"]["base_score"] = "[2E1]"
+    doc["version"] = [3, 5, 0]
+    doc["learner"]["learner_model_param"]["base_score"] = "[2E1,3E1]"
     newer = json.dumps(doc, separators=(",", ":")).encode()
-    write(os.path.join(case_dir("xgb31-base-score"), "xgboost-model.json"), newer)
-    write(os.path.join(case_dir("xgb31-base-score-allow"), "xgboost-model.json"), newer)
+    write(os.path.join(case_dir("xgb35-base-score"), "xgboost-model.json"), newer)
+    write(os.path.join(case_dir("xgb35-base-score-allow"), "xgboost-model.json"), newer)
+
+    doc = json.loads(good)
+    doc["learner"]["objective"] = {"name": "reg:futureloss"}
+    write(os.path.join(case_dir("unknown-objective"), "xgboost-model.json"),
+          json.dumps(doc, separators=(",", ":")).encode())
 
     case_dir("empty-dir")
     write(os.path.join(case_dir("empty-file"), "xgboost-model"), b"")

@@ -520,3 +520,54 @@ double tu_slow_factor(void)
     double f = v ? atof(v) : 1.0;
     return f >= 1.0 ? f : 1.0;
 }
+
+int tu_emulated(void)
+{
+    static int cached = -1;
+    if (cached >= 0)
+        return cached;
+    const char *v = getenv("SMS_EMULATED");
+    if (v && *v)
+        return cached = strcmp(v, "0") != 0;
+    /* qemu-user fakes /proc/self/exe, maps and cmdline for the guest, but
+     * not status: its Name is the emulator's when the test was started
+     * through it (as CMAKE_CROSSCOMPILING_EMULATOR does). */
+    cached = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "Name:", 5)) {
+                const char *name = line + 5;
+                while (*name == ' ' || *name == '\t')
+                    name++;
+                cached = !strncmp(name, "qemu-", 5);
+                break;
+            }
+        fclose(f);
+    }
+    return cached;
+}
+
+json_t *tu_json_float32(json_t *v)
+{
+    size_t i;
+    const char *key;
+    json_t *child;
+    switch (json_typeof(v)) {
+    case JSON_REAL:
+        return json_real((double)(float)json_real_value(v));
+    case JSON_ARRAY: {
+        json_t *out = json_array();
+        json_array_foreach(v, i, child) json_array_append_new(out, tu_json_float32(child));
+        return out;
+    }
+    case JSON_OBJECT: {
+        json_t *out = json_object();
+        json_object_foreach(v, key, child) json_object_set_new(out, key, tu_json_float32(child));
+        return out;
+    }
+    default:
+        return json_incref(v);
+    }
+}

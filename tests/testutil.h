@@ -15,6 +15,8 @@
 
 #include "smserve/decode.h"
 
+#include <jansson.h>
+
 /* Reads a whole file; returns malloc'd bytes (NUL-terminated, caller frees)
  * and sets *len, or NULL. */
 char *tu_read_file(const char *path, size_t *len);
@@ -38,6 +40,11 @@ void tu_guarded_free(void *p, size_t len);
 /* xorshift64*: advances *state (seed it with any non-zero value) and returns
  * the next 32 bits. Deterministic, so a failure reproduces from its seed. */
 uint32_t tu_rand32(uint64_t *state);
+
+/* A copy of v (new reference) with every real rounded to float32, the
+ * precision XGBoost stores, so that two texts or encodings of one model
+ * compare equal with json_equal. Integers stay integers. */
+json_t *tu_json_float32(json_t *v);
 
 /* Runs decoder fn on a guarded copy of body (see tu_guarded_copy), with err
  * cleared first. Returns what fn returns; m is the caller's. */
@@ -109,6 +116,13 @@ double tu_now_s(void);
 /* SMS_SLOW_FACTOR (at least 1): how much to stretch time limits, e.g. for
  * sanitized builds. */
 double tu_slow_factor(void);
+/* Whether the test runs under an instruction-set emulator (qemu-user, as
+ * scripts/arm64.sh and cross-built ctest runs do), where everything, the
+ * XGBoost library included, is some 20x slower: SMS_EMULATED set to anything
+ * but "" or "0", or a process that the kernel knows as qemu-*. Tests use it
+ * to lighten workloads that would not fit their timeouts, never to weaken
+ * what they assert natively. */
+int tu_emulated(void);
 
 /* Soft checks for integration tests: a test keeps going after a failed
  * CHECK (so it still stops its servers), prints the first 40 failures with
