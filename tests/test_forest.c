@@ -1964,46 +1964,38 @@ static void test_refuse_hostile_vector(void **state)
     json_decref(copy);
     json_decref(root);
 }
+/* One damaged model: compiled and predicted, or refused with a reason. */
+static bool damaged_forest(const void *bytes, size_t len, unsigned iter)
+{
+    char why[128];
+    sms_forest_t *f = sms_forest_compile(bytes, len, why, sizeof why);
+    if (!f) {
+        assert_true(why[0] != '\0');
+        return false;
+    }
+    size_t nf = sms_forest_num_feature(f), no = sms_forest_num_output(f);
+    float *x = malloc((nf ? nf : 1) * 20 * sizeof *x);
+    float *out = malloc(no * 20 * sizeof *out);
+    sms_forest_probe(f, iter, 20, x);
+    predict(f, x, 20, out);
+    predict(f, x, 1, out);
+    free(x);
+    free(out);
+    sms_forest_free(f);
+    return true;
+}
+
 /* Random byte damage to a valid model: any outcome but a crash, a hang or
  * a forest that misbehaves is fine. */
 static void damage(json_t *root, const char *label)
 {
     char *valid = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    size_t len = strlen(valid);
-    char *buf = malloc(len);
-    uint64_t rng = 77;
-    const char alphabet[] = "0123456789-.eE,[]{}\":-1 NaInfity";
-    size_t compiled = 0;
     /* A third of the damage under an emulator (24 s of 3 x 3000 there). */
     const int iters = tu_emulated() ? 1000 : 3000;
-    for (int iter = 0; iter < iters; iter++) {
-        memcpy(buf, valid, len);
-        int flips = 1 + (int)(tu_rand32(&rng) % 4);
-        for (int k = 0; k < flips; k++)
-            buf[tu_rand32(&rng) % len] = alphabet[tu_rand32(&rng) % (sizeof alphabet - 1)];
-        char why[128];
-        void *g = tu_guarded_copy(buf, len);
-        sms_forest_t *f = sms_forest_compile(g, len, why, sizeof why);
-        tu_guarded_free(g, len);
-        if (f) {
-            compiled++;
-            size_t nf = sms_forest_num_feature(f), no = sms_forest_num_output(f);
-            float *x = malloc((nf ? nf : 1) * 20 * sizeof *x);
-            float *out = malloc(no * 20 * sizeof *out);
-            sms_forest_probe(f, (unsigned)iter, 20, x);
-            predict(f, x, 20, out);
-            predict(f, x, 1, out);
-            free(x);
-            free(out);
-            sms_forest_free(f);
-        } else {
-            assert_true(why[0] != '\0');
-        }
-    }
+    size_t compiled = tu_damage_json(valid, strlen(valid), iters, damaged_forest);
     print_message("  %zu of %d damaged %s models still compiled (and predicted)\n", compiled, iters,
                   label);
-    free(buf);
     free(valid);
 }
 

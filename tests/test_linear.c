@@ -613,6 +613,27 @@ static void test_refuse_hostile(void **state)
     free(valid);
 }
 
+/* One damaged model: compiled and predicted, or refused with a reason. */
+static bool damaged_linear(const void *bytes, size_t len, unsigned iter)
+{
+    char why[128];
+    sms_linear_t *l = sms_linear_compile(bytes, len, why, sizeof why);
+    if (!l) {
+        assert_true(why[0] != '\0');
+        return false;
+    }
+    size_t nf = sms_linear_num_feature(l), no = sms_linear_num_output(l);
+    float *x = malloc((nf ? nf : 1) * 20 * sizeof *x);
+    float *out = malloc(no * 20 * sizeof *out);
+    sms_linear_probe(l, iter, 20, x);
+    predict(l, x, 20, out);
+    predict(l, x, 1, out);
+    free(x);
+    free(out);
+    sms_linear_free(l);
+    return true;
+}
+
 /* Random byte damage: any outcome but a crash, a hang or a model that
  * misbehaves is fine. */
 static void test_hostile_bytes(void **state)
@@ -623,37 +644,9 @@ static void test_hostile_bytes(void **state)
     size_t len;
     char *valid = save_json(b, &len);
     XGBoosterFree(b);
-    char *buf = malloc(len);
-    uint64_t rng = 77;
-    const char alphabet[] = "0123456789-.eE,[]{}\":-1 NaInfity";
-    size_t compiled = 0;
-    for (int iter = 0; iter < 3000; iter++) {
-        memcpy(buf, valid, len);
-        int flips = 1 + (int)(tu_rand32(&rng) % 4);
-        for (int k = 0; k < flips; k++)
-            buf[tu_rand32(&rng) % len] = alphabet[tu_rand32(&rng) % (sizeof alphabet - 1)];
-        char why[128];
-        void *g = tu_guarded_copy(buf, len);
-        sms_linear_t *l = sms_linear_compile(g, len, why, sizeof why);
-        tu_guarded_free(g, len);
-        if (l) {
-            compiled++;
-            size_t nf = sms_linear_num_feature(l), no = sms_linear_num_output(l);
-            float *x = malloc((nf ? nf : 1) * 20 * sizeof *x);
-            float *out = malloc(no * 20 * sizeof *out);
-            sms_linear_probe(l, (unsigned)iter, 20, x);
-            predict(l, x, 20, out);
-            predict(l, x, 1, out);
-            free(x);
-            free(out);
-            sms_linear_free(l);
-        } else {
-            assert_true(why[0] != '\0');
-        }
-    }
+    size_t compiled = tu_damage_json(valid, len, 3000, damaged_linear);
     print_message("  %zu of 3000 damaged gblinear models still compiled (and predicted)\n",
                   compiled);
-    free(buf);
     free(valid);
 }
 

@@ -571,3 +571,24 @@ json_t *tu_json_float32(json_t *v)
         return json_incref(v);
     }
 }
+
+size_t tu_damage_json(const char *valid, size_t len, int iters,
+                      bool (*try_one)(const void *bytes, size_t len, unsigned iter))
+{
+    char *buf = malloc(len);
+    assert_non_null(buf);
+    uint64_t rng = 77;
+    const char alphabet[] = "0123456789-.eE,[]{}\":-1 NaInfity";
+    size_t compiled = 0;
+    for (int iter = 0; iter < iters; iter++) {
+        memcpy(buf, valid, len);
+        int flips = 1 + (int)(tu_rand32(&rng) % 4);
+        for (int k = 0; k < flips; k++)
+            buf[tu_rand32(&rng) % len] = alphabet[tu_rand32(&rng) % (sizeof alphabet - 1)];
+        void *g = tu_guarded_copy(buf, len);
+        compiled += try_one(g, len, (unsigned)iter);
+        tu_guarded_free(g, len);
+    }
+    free(buf);
+    return compiled;
+}

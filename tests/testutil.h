@@ -6,6 +6,7 @@
 #define SMS_TESTUTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -45,6 +46,14 @@ uint32_t tu_rand32(uint64_t *state);
  * precision XGBoost stores, so that two texts or encodings of one model
  * compare equal with json_equal. Integers stay integers. */
 json_t *tu_json_float32(json_t *v);
+
+/* Damages `iters` copies of a valid model's JSON text (len bytes): 1 to 4
+ * bytes each, replaced by characters JSON numbers, arrays and XGBoost's
+ * NaN/Infinity tokens are made of (a fixed seed), and hands each as a
+ * guarded copy (tu_guarded_copy) to try_one along with the iteration. try_one
+ * returns true when the damaged model still compiled. Returns how many did. */
+size_t tu_damage_json(const char *valid, size_t len, int iters,
+                      bool (*try_one)(const void *bytes, size_t len, unsigned iter));
 
 /* Runs decoder fn on a guarded copy of body (see tu_guarded_copy), with err
  * cleared first. Returns what fn returns; m is the caller's. */
