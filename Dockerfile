@@ -2,9 +2,10 @@
 # linux/arm64 from this one file (docker buildx build --platform linux/amd64,linux/arm64 .).
 # Build stage: compiler, cmake, the -dev packages and the pinned XGBoost runtime
 # (scripts/xgboost-runtime.sh: the xgboost-cpu wheel's library for this architecture,
-# verified against scripts/xgboost-runtime.pin). Runtime stage: the stripped binary
-# and the shared libraries it links, nothing else (no compiler, no python, no apt
-# lists). scripts/container.sh builds and tests it with podman.
+# verified against scripts/xgboost-runtime.pin). Runtime stage: an empty base with the
+# stripped binary and exactly the shared libraries it loads, with their copyright
+# files (scripts/image-rootfs.sh), nothing else: no shell, no package manager.
+# scripts/container.sh builds and tests it with podman.
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -24,24 +25,16 @@ RUN scripts/xgboost-runtime.sh >/tmp/prefix \
 COPY CMakeLists.txt ./
 COPY include include
 COPY server server
+COPY scripts/image-rootfs.sh scripts/
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DBUILD_BENCH=OFF \
       -DXGBOOST_ROOT=/opt/smserve/xgboost \
  && cmake --build build -j"$(nproc)" --target smserve \
  && install -D -s -m 0755 build/smserve /out/smserve \
- && /out/smserve --version
+ && /out/smserve --version \
+ && scripts/image-rootfs.sh /out/smserve /rootfs /opt/smserve/xgboost
 
-FROM debian:bookworm-slim
-# libxgboost.so (from the wheel, with its own OpenMP runtime) needs libstdc++6;
-# libarchive13 brings libxml2 (and ICU), zlib, lzma, bz2, zstd, lz4, acl, nettle.
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcivetweb1 libarchive13 libjansson4 libstdc++6 \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
- && mkdir -p /opt/ml/model
-COPY --from=build /opt/smserve/xgboost/xgboost/lib /opt/smserve/xgboost/xgboost/lib
-COPY --from=build /opt/smserve/xgboost/xgboost_cpu.libs /opt/smserve/xgboost/xgboost_cpu.libs
-COPY --from=build /out/smserve /usr/local/bin/smserve
+FROM scratch
+COPY --from=build /rootfs /
 # The sample model, for a first run: docker run -e SM_MODEL_DIR=/opt/smserve/sample IMAGE.
 # /opt/ml/model stays empty, so an image started without a model says so instead of
 # quietly serving the sample; SageMaker (or -v DIR:/opt/ml/model) puts the model there.

@@ -2,20 +2,35 @@
 # Builds the smserve image from the repository's Dockerfile, unchanged, and tests it,
 # on a machine with no Docker engine: podman and buildah from Debian, and a
 # debian:bookworm-slim-equivalent base made offline by debootstrap and imported under
-# the name the Dockerfile's FROM uses, so nothing is pulled from a registry. Then it
+# the name the Dockerfile's FROM uses (a manifest list with one image per
+# architecture, as the registry's is), so nothing is pulled from a registry. Then it
 # runs the image (buildah run, chroot isolation, host network) and checks /ping, a CSV
 # and a JSON invocation against models/sample.expected, a refused artifact through
 # `check`, and a SIGTERM shutdown; it prints the image's size.
-# Idempotent: the base (build-container/) and podman's layer cache make re-runs fast.
-#   scripts/container.sh                    build and test
+# Another architecture (arm64 on an x86_64 machine) is built and run the same way,
+# under qemu-user through binfmt_misc, which this script registers for the run.
+# Idempotent: the bases (build-container/) and podman's layer cache make re-runs fast.
+#   scripts/container.sh                    build and test for this machine
+#   scripts/container.sh --arch arm64       the same for arm64 (image localhost/smserve:arm64)
 #   SMS_REBUILD_BASE=1 scripts/container.sh   debootstrap the base again
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 out="$root/build-container"
-image="localhost/smserve:latest"
 say() { echo "container.sh: $*"; }
 die() { echo "container.sh: FAILED: $*" >&2; exit 1; }
+host_arch="$(dpkg --print-architecture)"
+arch="$host_arch"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) [ $# -ge 2 ] || die "--arch needs amd64 or arm64"; arch="$2"; shift 2 ;;
+    *) die "unknown argument '$1' (usage: scripts/container.sh [--arch amd64|arm64])" ;;
+  esac
+done
+case "$arch" in amd64 | arm64) ;; *) die "--arch $arch: amd64 or arm64 only" ;; esac
+image="localhost/smserve:latest"
+[ "$arch" = "$host_arch" ] || image="localhost/smserve:$arch"
+platform="linux/$arch"
 # shellcheck source=scripts/lib/smoke.sh
 . "$root/scripts/lib/smoke.sh"
 sudo=""
@@ -26,6 +41,7 @@ mkdir -p "$out"
 
 # --- tools ------------------------------------------------------------------------
 packages=(podman buildah debootstrap fuse-overlayfs uidmap curl python3)
+[ "$arch" = "$host_arch" ] || packages+=(qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -36,12 +52,36 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --- another architecture: qemu-user through binfmt_misc ---------------------------
+# The F flag makes the kernel open the interpreter at registration, so it also
+# runs inside the build's and the container's chroots. A registration this script
+# made is removed when it exits.
+binfmt=/proc/sys/fs/binfmt_misc
+registered=""
+unregister() { [ -z "$registered" ] || echo -1 >"$binfmt/$registered" 2>/dev/null || true; }
+if [ "$arch" != "$host_arch" ]; then
+  case "$arch" in arm64) qemu_name=qemu-aarch64 ;; esac
+  [ -e "$binfmt/register" ] || $sudo mount -t binfmt_misc binfmt_misc "$binfmt" ||
+    die "cannot mount binfmt_misc at $binfmt (needed to run $arch programs)"
+  if [ ! -e "$binfmt/$qemu_name" ]; then
+    conf="/usr/lib/binfmt.d/$qemu_name.conf"
+    [ -s "$conf" ] || die "no $conf (qemu-user-static)"
+    $sudo sh -c "cat '$conf' >'$binfmt/register'" || die "cannot register $conf with binfmt_misc"
+    registered="$qemu_name"
+  fi
+  grep -q '^flags: .*F' "$binfmt/$qemu_name" || die "$binfmt/$qemu_name lacks the F flag; chroots cannot run $arch programs"
+  say "$arch programs run under $(awk '/^interpreter/ {print $2}' "$binfmt/$qemu_name")"
+fi
+trap unregister EXIT
+
 # --- the base image, made offline --------------------------------------------------
 # Every FROM that is not a stage name must be the one base this script provides.
+# (The runtime stage is FROM scratch: an empty base, nothing to provide.)
 base="$(awk 'toupper($1) == "FROM" {print $2}' Dockerfile | sort -u | grep -v -x -F -f <(
-  awk 'toupper($1) == "FROM" && toupper($3) == "AS" {print $4}' Dockerfile) || true)"
+  awk 'toupper($1) == "FROM" && toupper($3) == "AS" {print $4}' Dockerfile) | grep -v -x scratch || true)"
 [ "$base" = "debian:bookworm-slim" ] || die "the Dockerfile's FROM is '$base'; this script makes debian:bookworm-slim only"
-base_ref="docker.io/library/debian:bookworm-slim"
+base_ref="docker.io/library/debian:bookworm-slim" # a manifest list of the arch_refs
+arch_ref="localhost/debian-bookworm-slim:$arch"
 
 # The Debian mirror apt uses on this machine (deb822 .sources or one-line lists).
 apt_uri() { # $1: suite
@@ -57,19 +97,20 @@ mirror="${mirror:-http://deb.debian.org/debian}"
 security="$(apt_uri bookworm-security)"
 security="${security:-http://deb.debian.org/debian-security}"
 
-base_tar="$out/debian-bookworm-slim.tar"
+base_tar="$out/debian-bookworm-slim-$arch.tar"
 if [ "${SMS_REBUILD_BASE:-0}" = 1 ]; then
   rm -f "$base_tar"
-  podman image exists "$base_ref" && podman rmi -f "$base_ref" >/dev/null
+  podman image exists "$arch_ref" && podman rmi -f "$arch_ref" >/dev/null
 fi
-if ! podman image exists "$base_ref"; then
+if ! podman image exists "$arch_ref"; then
   if [ ! -s "$base_tar" ]; then
     t=$SECONDS
-    rootfs="$out/rootfs"
+    rootfs="$out/rootfs-$arch"
     rm -rf "$rootfs"
-    say "debootstrap --variant=minbase bookworm from $mirror (a minute or two)"
-    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$out/debootstrap.log" 2>&1 ||
-      { tail -20 "$out/debootstrap.log" >&2; die "debootstrap (log: $out/debootstrap.log)"; }
+    say "debootstrap --arch=$arch --variant=minbase bookworm from $mirror (a few minutes)"
+    log="$out/debootstrap-$arch.log"
+    $sudo debootstrap --arch="$arch" --variant=minbase bookworm "$rootfs" "$mirror" >"$log" 2>&1 ||
+      { tail -20 "$log" >&2; die "debootstrap (log: $log)"; }
     # What makes Debian's official image "slim": dpkg leaves out docs, man pages and
     # translations, apt keeps no .debs; and its sources: bookworm, -updates, -security.
     cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'CFG'
@@ -116,12 +157,23 @@ SRC
     rm -rf "$rootfs"
     say "base root filesystem: $(du -h "$base_tar" | cut -f1) ($((SECONDS - t)) s)"
   fi
-  podman import --quiet \
+  podman import --quiet --arch "$arch" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["bash"]' "$base_tar" "$base_ref" >/dev/null || die "podman import"
-  say "imported $base_ref from $base_tar"
+    --change 'CMD ["bash"]' "$base_tar" "$arch_ref" >/dev/null || die "podman import"
+  say "imported $arch_ref from $base_tar"
 fi
-say "base $base_ref: $(podman image inspect --format '{{.Size}}' "$base_ref" |
+# The name the Dockerfile uses: a manifest list of every architecture's base made here,
+# so that the build's --platform picks the right one, as it would from the registry.
+podman manifest exists "$base_ref" 2>/dev/null || ! podman image exists "$base_ref" ||
+  podman untag "$base_ref" "$base_ref" # an image (not a list) of that name, from an older run
+podman manifest exists "$base_ref" 2>/dev/null && podman manifest rm "$base_ref" >/dev/null
+podman manifest create "$base_ref" >/dev/null || die "podman manifest create $base_ref"
+for a in amd64 arm64; do
+  podman image exists "localhost/debian-bookworm-slim:$a" || continue
+  podman manifest add "$base_ref" "containers-storage:localhost/debian-bookworm-slim:$a" >/dev/null ||
+    die "podman manifest add $a"
+done
+say "base $arch_ref: $(podman image inspect --format '{{.Size}}' "$arch_ref" |
   awk '{printf "%.1f MB", $1 / 1e6}')"
 
 # --- build the real Dockerfile --------------------------------------------------------
@@ -131,12 +183,14 @@ t=$SECONDS
 # download cache (read-only), so the image build does not download it again.
 runtime_cache="$(scripts/xgboost-runtime.sh --cache-dir)"
 scripts/xgboost-runtime.sh >/dev/null
-podman build --isolation chroot --pull=never --network host -f Dockerfile -t "$image" \
+podman build --isolation chroot --pull=never --network host --platform "$platform" -f Dockerfile -t "$image" \
   --volume "$runtime_cache/downloads:/root/.cache/smserve/downloads:ro" . \
-  >"$out/build.log" 2>&1 || { tail -40 "$out/build.log" >&2; die "podman build (log: $out/build.log)"; }
+  >"$out/build-$arch.log" 2>&1 || { tail -40 "$out/build-$arch.log" >&2; die "podman build (log: $out/build-$arch.log)"; }
+[ "$(podman image inspect --format '{{.Architecture}}' "$image")" = "$arch" ] ||
+  die "$image is for $(podman image inspect --format '{{.Architecture}}' "$image"), not $arch"
 size_bytes="$(podman image inspect --format '{{.Size}}' "$image")"
 size_mb="$(awk -v b="$size_bytes" 'BEGIN {printf "%.1f", b / 1e6}')"
-say "built $image ($((SECONDS - t)) s): $size_mb MB ($size_bytes bytes)"
+say "built $image for $platform ($((SECONDS - t)) s): $size_mb MB ($size_bytes bytes)"
 awk -v b="$size_bytes" 'BEGIN {exit !(b < 150e6)}' || die "image is $size_mb MB, over the 150 MB target"
 
 # --- what SageMaker reads from the image's config ------------------------------------
@@ -155,26 +209,31 @@ server=""
 cleanup() {
   [ -n "$server" ] && kill -KILL "$server" 2>/dev/null
   for c in "${containers[@]}"; do buildah rm "$c" >/dev/null 2>&1 || true; done
+  unregister
 }
 trap cleanup EXIT
-ctr="$(buildah from --pull=never --quiet "$image")"
+ctr="$(buildah from --pull=never --quiet --arch "$arch" "$image")"
 containers+=("$ctr")
 # buildah run takes a command, not the image's ENTRYPOINT + CMD: spell them out, as
 # `docker run IMAGE serve|check` would run them (checked above).
 run() { buildah run --isolation chroot --network host "$@"; }
 entry=/usr/local/bin/smserve
 
-# The runtime stage holds no compiler, no python, no package lists.
+# The runtime stage holds the server and the libraries it loads: no compiler, no
+# python, no shell, no package manager; and the license of everything it ships.
 mnt="$(buildah mount "$ctr")"
-for f in usr/bin/gcc usr/bin/cc usr/bin/cmake usr/bin/python3; do
+for f in usr/bin/gcc usr/bin/cc usr/bin/cmake usr/bin/python3 usr/bin/sh usr/bin/apt-get var/lib/apt; do
   [ ! -e "$mnt/$f" ] || die "the runtime image has /$f"
 done
-[ -z "$(ls -A "$mnt/var/lib/apt/lists" 2>/dev/null | grep -v -x -e lock -e partial)" ] ||
-  die "the runtime image keeps apt lists"
+[ -f "$mnt/usr/share/doc/libc6/copyright" ] || die "the runtime image lacks Debian's copyright files"
+[ -n "$(find "$mnt/opt/smserve/xgboost" -path '*/share/doc/xgboost/LICENSE')" ] ||
+  die "the runtime image lacks XGBoost's license"
+[ "$(stat -c %a "$mnt/tmp")" = 1777 ] || die "/tmp in the image is not mode 1777"
+files="$(find "$mnt" -xdev -type f | wc -l)"
 buildah umount "$ctr" >/dev/null
-say "runtime stage: no gcc, cmake, python3 or apt lists"
+say "runtime stage: $files files; no gcc, cmake, python3, shell or apt; copyright files and XGBoost's license"
 
-work="$out/run"
+work="$out/run-$arch"
 rm -rf "$work"
 mkdir -p "$work/refuse" "$work/empty"
 cp tests/fixtures/aws/pickled-booster.refuse.pkl "$work/refuse/"
@@ -184,6 +243,14 @@ run -v "$root/models/sample:/opt/ml/model:ro" "$ctr" "$entry" check >"$work/chec
   { cat "$work/check.out" >&2; die "smserve check on models/sample"; }
 grep -q '^engine: .*native evaluator' "$work/check.out" || { cat "$work/check.out" >&2; die "check: no native evaluator"; }
 say "check models/sample: exit 0; $(grep '^engine:' "$work/check.out" | cut -c1-100)..."
+
+# check: the sample as model.tar.gz (libarchive, extraction under /tmp).
+mkdir -p "$work/tarball"
+tar -C models/sample -czf "$work/tarball/model.tar.gz" .
+run -v "$work/tarball:/opt/ml/model:ro" "$ctr" "$entry" check >"$work/tarball.out" 2>&1 ||
+  { cat "$work/tarball.out" >&2; die "smserve check on models/sample as model.tar.gz"; }
+grep -q '^OK ' "$work/tarball.out" || { cat "$work/tarball.out" >&2; die "check: model.tar.gz not OK"; }
+say "check model.tar.gz: exit 0; $(grep '^OK' "$work/tarball.out" | cut -c1-100)..."
 
 # check: a pickled booster is refused, with the reason, and a non-zero exit.
 status=0
@@ -228,5 +295,5 @@ server=""
 [ "$status" -eq 0 ] || { tail -5 "$work/serve.log" >&2; die "smserve exited $status after SIGTERM"; }
 say "SIGTERM: smserve exited 0 in $((SECONDS - t)) s"
 
-say "image $image: $size_mb MB; all container checks passed ($((SECONDS - t0)) s)"
+say "image $image ($platform): $size_mb MB; all container checks passed ($((SECONDS - t0)) s)"
 podman images --filter reference="$image" --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}'

@@ -5,6 +5,7 @@
 #   PREFIX/xgboost_cpu.libs/libgomp-*.so   (the OpenMP runtime the wheel bundles;
 #                                          libxgboost.so finds it through its RPATH)
 #   PREFIX/include/xgboost/c_api.h
+#   PREFIX/share/doc/xgboost/LICENSE
 # The cache is $SMSERVE_CACHE_DIR, else $XDG_CACHE_HOME/smserve, else ~/.cache/smserve.
 # Downloads go through pip by package name; a file whose sha256 differs from the pin
 # is deleted and the script fails.
@@ -77,7 +78,7 @@ case "$arch" in
   *) die "no $version wheel is pinned for architecture $arch" ;;
 esac
 prefix="$cache/xgboost-$version/$arch"
-if [ -f "$prefix/.complete" ]; then
+if [ -f "$prefix/.complete" ] && [ -f "$prefix/share/doc/xgboost/LICENSE" ]; then
   echo "$prefix"
   exit 0
 fi
@@ -101,6 +102,13 @@ with zipfile.ZipFile(wheel) as z:
             continue
         z.extract(n, out)
         os.chmod(os.path.join(out, n), 0o755)
+    # The license travels with the library (into the image too).
+    lic = [n for n in z.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+    if len(lic) != 1:
+        sys.exit("no single *.dist-info/licenses/LICENSE in " + wheel)
+    os.makedirs(os.path.join(out, "share/doc/xgboost"), exist_ok=True)
+    with open(os.path.join(out, "share/doc/xgboost/LICENSE"), "wb") as f:
+        f.write(z.read(lic[0]))
 with tarfile.open(sdist) as t:
     header = [m for m in t.getmembers() if m.isfile()
               and m.name.endswith("/cpp_src/include/xgboost/c_api.h")]
