@@ -1,12 +1,11 @@
-/* Data capture: samples requests, encodes each as the JSON line SageMaker
- * endpoint data capture writes, and appends the lines to hourly files from
- * one writer thread. A request only encodes its record and links it to a
- * queue under a short mutex; every file system call happens on the writer.
- * Also here: the UUIDv4, base64 and JSON string escaping the records need. */
+/* Data capture: reads its configuration, samples requests, and appends
+ * each sampled request's record (capture_record.c encodes it) to hourly
+ * files from one writer thread. A request only encodes its record and
+ * links it to a queue under a short mutex; every file system call happens
+ * on the writer. Also here: the UUIDv4 that names records and files. */
 #define _GNU_SOURCE
 #include "smserve/capture.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "smserve/capture_record.h"
 #include "smserve/env.h"
 #include "smserve/log.h"
 
@@ -312,433 +312,6 @@ static uint64_t sample_next(void)
     return splitmix64(&sample_state);
 }
 
-/* ---- time --------------------------------------------------------------- */
-
-/* 9999-12-31T23:59:59.999Z: times are clamped to years 0000-9999. */
-#define MAX_TIME_MS 253402300799999LL
-
-typedef struct utc {
-    int year, month, day, hour, min, sec, ms;
-} utc_t;
-
-/* By hand rather than gmtime_r, which takes glibc's time zone lock. Days
- * to civil date: H. Hinnant's algorithm. */
-static void utc_from_ms(int64_t ms, utc_t *u)
-{
-    if (ms < 0)
-        ms = 0;
-    if (ms > MAX_TIME_MS)
-        ms = MAX_TIME_MS;
-    int64_t secs = ms / 1000;
-    u->ms = (int)(ms % 1000);
-    int64_t days = secs / 86400, rem = secs % 86400;
-    u->hour = (int)(rem / 3600);
-    u->min = (int)(rem / 60 % 60);
-    u->sec = (int)(rem % 60);
-    int64_t z = days + 719468;
-    int64_t era = z / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    u->day = (int)(doy - (153 * mp + 2) / 5 + 1);
-    u->month = (int)(mp < 10 ? mp + 3 : mp - 9);
-    u->year = (int)((int64_t)yoe + era * 400 + (u->month <= 2));
-}
-
-static int64_t hour_of(int64_t ms)
-{
-    if (ms < 0)
-        ms = 0;
-    if (ms > MAX_TIME_MS)
-        ms = MAX_TIME_MS;
-    return ms / 3600000;
-}
-
-static char *put_digits(char *d, int v, int width)
-{
-    for (int i = width - 1; i >= 0; i--) {
-        d[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-    return d + width;
-}
-
-/* "2022-02-14T17:25:49Z": RFC 3339 in UTC with whole seconds, as SageMaker
- * writes inferenceTime. 20 bytes. */
-#define TIME_LEN 20
-static char *put_time(char *d, int64_t ms)
-{
-    utc_t u;
-    utc_from_ms(ms, &u);
-    d = put_digits(d, u.year, 4);
-    *d++ = '-';
-    d = put_digits(d, u.month, 2);
-    *d++ = '-';
-    d = put_digits(d, u.day, 2);
-    *d++ = 'T';
-    d = put_digits(d, u.hour, 2);
-    *d++ = ':';
-    d = put_digits(d, u.min, 2);
-    *d++ = ':';
-    d = put_digits(d, u.sec, 2);
-    *d++ = 'Z';
-    return d;
-}
-
-/* ---- JSON strings and base64 -------------------------------------------- */
-
-/* The length of the well-formed UTF-8 sequence at p (p[0] >= 0x80), or 0:
- * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c >= 0xC2 && c <= 0xDF)
-        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
-            return 0;
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-/* Bytes an ASCII byte takes inside a JSON string: quote, backslash and the
- * five controls with short escapes take 2, other controls \u00XX take 6. */
-static const char SHORT_ESCAPE[] = {
-    ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
-    ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
-};
-
-static size_t ascii_escaped_len(unsigned char c)
-{
-    if (c >= 0x20 && c != '"' && c != '\\')
-        return 1;
-    return c < sizeof SHORT_ESCAPE && SHORT_ESCAPE[c] ? 2 : 6;
-}
-
-/* Whether any of the 8 bytes at p needs more than a plain copy: a control,
- * '"', '\\' or a non-ASCII byte (SWAR: exact as a yes/no answer). */
-static bool needs_escape8(const unsigned char *p)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t x;
-    memcpy(&x, p, 8);
-    uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
-    uint64_t special = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
-                       ((backslash - ones) & ~backslash) | x;
-    return (special & highs) != 0;
-}
-
-/* The escaped length of [p, p+n) as a JSON string body. *valid tells
- * whether the bytes are well-formed UTF-8; each ill-formed byte is counted
- * as the 6 bytes of "\ufffd" (see write_escaped). */
-static size_t escaped_len(const unsigned char *p, size_t n, bool *valid)
-{
-    size_t len = 0, i = 0;
-    bool ok = true;
-    while (i < n) {
-        if (i + 8 <= n && !needs_escape8(p + i)) {
-            len += 8;
-            i += 8;
-            continue;
-        }
-        if (p[i] < 0x80) {
-            len += ascii_escaped_len(p[i]);
-            i++;
-            continue;
-        }
-        size_t k = utf8_seq_len(p + i, n - i);
-        if (k) {
-            len += k;
-            i += k;
-        } else {
-            ok = false;
-            len += 6;
-            i++;
-        }
-    }
-    if (valid)
-        *valid = ok;
-    return len;
-}
-
-/* Writes [p, p+n) as a JSON string body: well-formed UTF-8 as is, an
- * ill-formed byte as U+FFFD (only content types and ids take this path:
- * payloads that are not UTF-8 are written as BASE64 instead). */
-static char *write_escaped(char *d, const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (i + 8 <= n && !needs_escape8(p + i)) {
-            memcpy(d, p + i, 8);
-            d += 8;
-            i += 8;
-            continue;
-        }
-        unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *d++ = (char)c;
-            i++;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t k = utf8_seq_len(p + i, n - i);
-            if (k) {
-                memcpy(d, p + i, k);
-                d += k;
-                i += k;
-            } else {
-                memcpy(d, "\\ufffd", 6);
-                d += 6;
-                i++;
-            }
-            continue;
-        }
-        *d++ = '\\';
-        if (c < sizeof SHORT_ESCAPE && SHORT_ESCAPE[c]) {
-            *d++ = SHORT_ESCAPE[c];
-        } else {
-            memcpy(d, "u00", 3);
-            d[3] = HEX[c >> 4];
-            d[4] = HEX[c & 15];
-            d += 5;
-        }
-        i++;
-    }
-    return d;
-}
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *write_base64(char *d, const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        d[0] = B64[v >> 18];
-        d[1] = B64[(v >> 12) & 63];
-        d[2] = B64[(v >> 6) & 63];
-        d[3] = B64[v & 63];
-        d += 4;
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        d[0] = B64[v >> 18];
-        d[1] = B64[(v >> 12) & 63];
-        d[2] = i + 1 < n ? B64[(v >> 6) & 63] : '=';
-        d[3] = '=';
-        d += 4;
-    }
-    return d;
-}
-
-/* ---- records -------------------------------------------------------------- */
-
-typedef enum { PART_CSV, PART_JSON, PART_BASE64 } part_encoding_t;
-static const char *const PART_ENCODING[] = {"CSV", "JSON", "BASE64"};
-
-typedef struct part {
-    const unsigned char *type; /* NULL: no Content-Type was sent */
-    size_t type_len, type_esc_len;
-    const unsigned char *data;
-    size_t data_len, data_out_len; /* data_out_len: escaped or base64 length */
-    part_encoding_t encoding;
-} part_t;
-
-typedef struct plan {
-    bool input, output;
-    part_t in, out;
-    const unsigned char *event_id, *inference_id;
-    size_t event_id_len, event_id_esc_len, inference_id_len, inference_id_esc_len;
-    int64_t time_ms;
-    size_t len; /* of the whole line, newline included */
-} plan_t;
-
-static bool type_listed(const char *type, size_t len, const char (*list)[64], size_t num)
-{
-    for (size_t i = 0; i < num; i++)
-        if (strlen(list[i]) == len && !strncasecmp(list[i], type, len))
-            return true;
-    return false;
-}
-
-/* CSV or JSON when the media type (before any ';', trimmed) is in the
- * configured list, else BASE64. */
-static part_encoding_t encoding_for(const sms_capture_config_t *cfg, const char *type)
-{
-    if (!type)
-        return PART_BASE64;
-    const char *a = type, *b = strchr(type, ';');
-    if (!b)
-        b = type + strlen(type);
-    while (a < b && (*a == ' ' || *a == '\t'))
-        a++;
-    while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-        b--;
-    size_t n = (size_t)(b - a);
-    if (type_listed(a, n, cfg->csv_types, cfg->num_csv_types))
-        return PART_CSV;
-    if (type_listed(a, n, cfg->json_types, cfg->num_json_types))
-        return PART_JSON;
-    return PART_BASE64;
-}
-
-#define B64_MAX_IN ((SIZE_MAX / 4 - 4) * 3)
-
-static int plan_part(const sms_capture_config_t *cfg, const char *type, const char *data,
-                     size_t len, part_t *p)
-{
-    p->type = (const unsigned char *)type;
-    p->type_len = type ? strlen(type) : 0;
-    p->type_esc_len = escaped_len(p->type, p->type_len, NULL);
-    p->data = (const unsigned char *)(data ? data : "");
-    p->data_len = data ? len : 0;
-    p->encoding = encoding_for(cfg, type);
-    if (p->encoding != PART_BASE64) {
-        /* A JSON string must hold UTF-8: a CSV or JSON payload that is not
-         * well-formed UTF-8 is captured as BASE64 for this record part, so
-         * its bytes survive exactly and the line stays valid JSON. */
-        bool valid;
-        p->data_out_len = escaped_len(p->data, p->data_len, &valid);
-        if (!valid)
-            p->encoding = PART_BASE64;
-    }
-    if (p->encoding == PART_BASE64) {
-        if (p->data_len > B64_MAX_IN)
-            return -1;
-        p->data_out_len = (p->data_len + 2) / 3 * 4;
-    }
-    return 0;
-}
-
-#define LIT(s) s, sizeof(s) - 1
-
-static size_t part_len(const part_t *p, bool input)
-{
-    return sizeof("{\"observedContentType\":\"\",\"mode\":\"\",\"data\":\"\",\"encoding\":\"\"}") -
-           1 + (input ? 5 : 6) + p->type_esc_len + p->data_out_len +
-           strlen(PART_ENCODING[p->encoding]);
-}
-
-static int plan_record(const sms_capture_config_t *cfg, const sms_capture_event_t *ev,
-                       const char *event_id, plan_t *pl)
-{
-    memset(pl, 0, sizeof *pl);
-    pl->input = cfg->capture_input;
-    pl->output = cfg->capture_output;
-    pl->time_ms = ev->time_ms;
-    pl->event_id = (const unsigned char *)(event_id ? event_id : "");
-    pl->event_id_len = strlen((const char *)pl->event_id);
-    pl->event_id_esc_len = escaped_len(pl->event_id, pl->event_id_len, NULL);
-    if (ev->inference_id && *ev->inference_id) {
-        pl->inference_id = (const unsigned char *)ev->inference_id;
-        pl->inference_id_len = strlen(ev->inference_id);
-        pl->inference_id_esc_len = escaped_len(pl->inference_id, pl->inference_id_len, NULL);
-    }
-    size_t len = sizeof("{\"captureData\":{},\"eventMetadata\":{\"eventId\":\"\",\"inferenceTime\":"
-                        "\"\"},\"eventVersion\":\"0\"}\n") -
-                 1 + TIME_LEN + pl->event_id_esc_len;
-    if (pl->inference_id)
-        len += sizeof("\"inferenceId\":\"\",") - 1 + pl->inference_id_esc_len;
-    if (pl->input) {
-        if (plan_part(cfg, ev->input_type, ev->input, ev->input_len, &pl->in) < 0)
-            return -1;
-        len += sizeof("\"endpointInput\":") - 1 + part_len(&pl->in, true);
-        if (len < pl->in.data_out_len)
-            return -1;
-    }
-    if (pl->output) {
-        if (plan_part(cfg, ev->output_type, ev->output, ev->output_len, &pl->out) < 0)
-            return -1;
-        len += sizeof("\"endpointOutput\":") - 1 + part_len(&pl->out, false) + (pl->input ? 1 : 0);
-        if (len < pl->out.data_out_len)
-            return -1;
-    }
-    pl->len = len;
-    return 0;
-}
-
-static char *put(char *d, const char *s, size_t n)
-{
-    memcpy(d, s, n);
-    return d + n;
-}
-
-static char *write_part(char *d, const part_t *p, bool input)
-{
-    d = put(d, LIT("{\"observedContentType\":\""));
-    d = write_escaped(d, p->type, p->type_len);
-    d = input ? put(d, LIT("\",\"mode\":\"INPUT\",\"data\":\""))
-              : put(d, LIT("\",\"mode\":\"OUTPUT\",\"data\":\""));
-    if (p->encoding == PART_BASE64)
-        d = write_base64(d, p->data, p->data_len);
-    else
-        d = write_escaped(d, p->data, p->data_len);
-    d = put(d, LIT("\",\"encoding\":\""));
-    d = put(d, PART_ENCODING[p->encoding], strlen(PART_ENCODING[p->encoding]));
-    return put(d, LIT("\"}"));
-}
-
-/* Writes the planned line, exactly pl->len bytes, at d. */
-static void write_record(char *d, const plan_t *pl)
-{
-    char *start = d;
-    d = put(d, LIT("{\"captureData\":{"));
-    if (pl->input) {
-        d = put(d, LIT("\"endpointInput\":"));
-        d = write_part(d, &pl->in, true);
-    }
-    if (pl->output) {
-        if (pl->input)
-            *d++ = ',';
-        d = put(d, LIT("\"endpointOutput\":"));
-        d = write_part(d, &pl->out, false);
-    }
-    d = put(d, LIT("},\"eventMetadata\":{\"eventId\":\""));
-    d = write_escaped(d, pl->event_id, pl->event_id_len);
-    if (pl->inference_id) {
-        d = put(d, LIT("\",\"inferenceId\":\""));
-        d = write_escaped(d, pl->inference_id, pl->inference_id_len);
-    }
-    d = put(d, LIT("\",\"inferenceTime\":\""));
-    d = put_time(d, pl->time_ms);
-    d = put(d, LIT("\"},\"eventVersion\":\"0\"}\n"));
-    assert((size_t)(d - start) == pl->len);
-    (void)start;
-}
-
-int sms_capture_encode(const sms_capture_config_t *cfg, const sms_capture_event_t *ev,
-                       const char *event_id, sms_buf_t *out)
-{
-    plan_t pl;
-    if (plan_record(cfg, ev, event_id, &pl) < 0 || sms_buf_reserve(out, pl.len) < 0)
-        return -1;
-    write_record(out->data + out->len, &pl);
-    out->len += pl.len;
-    out->data[out->len] = '\0';
-    return 0;
-}
-
-int sms_capture_file_path(const sms_capture_config_t *cfg, int64_t time_ms, const char *uuid,
-                          char *out, size_t size)
-{
-    utc_t u;
-    utc_from_ms(time_ms, &u);
-    int n = snprintf(out, size, "%s/%s/%04d/%02d/%02d/%02d/%02d-%02d-%03d-%s.jsonl", cfg->endpoint,
-                     cfg->variant, u.year, u.month, u.day, u.hour, u.min, u.sec, u.ms, uuid);
-    return n < 0 || (size_t)n >= size ? -1 : 0;
-}
-
 /* ---- the queue and the writer --------------------------------------------- */
 
 /* A queued record: the line follows the header in the same allocation. */
@@ -856,21 +429,21 @@ int sms_capture_submit(sms_capture_t *c, const sms_capture_event_t *ev)
         goto drop;
     char event_id[37];
     sms_uuid4(event_id);
-    plan_t pl;
-    if (plan_record(&c->cfg, ev, event_id, &pl) < 0 || pl.len > c->cfg.queue_bytes ||
-        pl.len > SIZE_MAX - sizeof(record_t))
+    sms_capture_record_t rec;
+    if (sms_capture_record_plan(&c->cfg, ev, event_id, &rec) < 0 || rec.len > c->cfg.queue_bytes ||
+        rec.len > SIZE_MAX - sizeof(record_t))
         goto drop;
-    int size_class = size_class_of(sizeof(record_t) + pl.len);
+    int size_class = size_class_of(sizeof(record_t) + rec.len);
 
     /* Reserve the budget and take a pooled record in one short section,
      * encode outside it, link in a second one. */
     pthread_mutex_lock(&c->mu);
     size_t queued = atomic_load_explicit(&c->queued_bytes, memory_order_relaxed);
-    if (c->stopping || queued + pl.len > c->cfg.queue_bytes) {
+    if (c->stopping || queued + rec.len > c->cfg.queue_bytes) {
         pthread_mutex_unlock(&c->mu);
         goto drop;
     }
-    atomic_fetch_add_explicit(&c->queued_bytes, pl.len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->queued_bytes, rec.len, memory_order_relaxed);
     record_t *r = NULL;
     if (size_class < POOL_CLASSES && c->pool[size_class].head) {
         record_list_t *l = &c->pool[size_class];
@@ -883,17 +456,17 @@ int sms_capture_submit(sms_capture_t *c, const sms_capture_event_t *ev)
     pthread_mutex_unlock(&c->mu);
     if (!r) {
         r = malloc(size_class < POOL_CLASSES ? (size_t)1 << (POOL_MIN_SHIFT + size_class)
-                                             : sizeof *r + pl.len);
+                                             : sizeof *r + rec.len);
         if (!r) {
-            atomic_fetch_sub_explicit(&c->queued_bytes, pl.len, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&c->queued_bytes, rec.len, memory_order_relaxed);
             goto drop;
         }
         r->size_class = size_class;
     }
-    write_record(r->line, &pl);
+    sms_capture_record_write(r->line, &rec);
     r->next = NULL;
     r->time_ms = ev->time_ms;
-    r->len = pl.len;
+    r->len = rec.len;
 
     pthread_mutex_lock(&c->mu);
     if (c->tail)
@@ -911,6 +484,16 @@ int sms_capture_submit(sms_capture_t *c, const sms_capture_event_t *ev)
 drop:
     count_drop(c, false);
     return -1;
+}
+
+int sms_capture_file_path(const sms_capture_config_t *cfg, int64_t time_ms, const char *uuid,
+                          char *out, size_t size)
+{
+    sms_capture_utc_t u;
+    sms_capture_utc(time_ms, &u);
+    int n = snprintf(out, size, "%s/%s/%04d/%02d/%02d/%02d/%02d-%02d-%03d-%s.jsonl", cfg->endpoint,
+                     cfg->variant, u.year, u.month, u.day, u.hour, u.min, u.sec, u.ms, uuid);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
 /* mkdir -p of the directory part of path (up to the last '/'), 0755. */
@@ -974,7 +557,7 @@ static void open_file(sms_capture_t *c, const record_t *r)
         io_error(c, "create", errno);
         return;
     }
-    c->file_hour = hour_of(r->time_ms);
+    c->file_hour = sms_capture_hour(r->time_ms);
     c->file_bytes = 0;
     atomic_fetch_add_explicit(&c->files, 1, memory_order_relaxed);
 }
@@ -1102,7 +685,7 @@ static uint64_t write_batch(sms_capture_t *c, record_t *r)
     size_t num = 0, planned = c->fd >= 0 ? c->file_bytes : 0; /* plus the pending lines */
     while (r) {
         record_t *next = r->next;
-        if (c->fd < 0 || hour_of(r->time_ms) != c->file_hour ||
+        if (c->fd < 0 || sms_capture_hour(r->time_ms) != c->file_hour ||
             (planned > 0 && planned + r->len > c->cfg.max_file_bytes)) {
             flush_lines(c, pending, &num);
             open_file(c, r);

@@ -1,4 +1,5 @@
-/* Data capture: the record shape and its escaping for any payload bytes,
+/* Data capture: the record shape and its escaping for any payload bytes
+ * (and its plan-then-write steps, and the UTC time it and the files use),
  * the file layout, UUIDs, sampling statistics, the writer (every record
  * written once and whole, drops under a tiny budget without blocking, size
  * and hour rotation, the disk guard) and the configuration. Records are
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "smserve/capture.h"
+#include "smserve/capture_record.h"
 
 static const char *const VARS[] = {
     "SMSERVE_CAPTURE_ENABLE",
@@ -187,7 +189,8 @@ static void assert_part(json_t *rec, const char *name, const char *type, const v
 static void encode(const sms_capture_config_t *cfg, const sms_capture_event_t *ev, sms_buf_t *out)
 {
     sms_buf_reset(out);
-    assert_int_equal(sms_capture_encode(cfg, ev, "0f8fad5b-d9cb-469f-a165-70867728950e", out), 0);
+    assert_int_equal(
+        sms_capture_record_encode(cfg, ev, "0f8fad5b-d9cb-469f-a165-70867728950e", out), 0);
     assert_int_equal(strlen(out->data), out->len);
 }
 
@@ -274,7 +277,7 @@ static void encode_exact_line(void **state)
 
     /* Appends: a second record follows the first. */
     size_t first = out.len;
-    assert_int_equal(sms_capture_encode(&cfg, &ev, "x", &out), 0);
+    assert_int_equal(sms_capture_record_encode(&cfg, &ev, "x", &out), 0);
     assert_int_equal(strlen(out.data), out.len);
     json_decref(parse_record(out.data + first, out.len - first, true, true, true));
     sms_buf_free(&out);
@@ -516,6 +519,72 @@ static void encode_metadata_and_options(void **state)
         json_decref(rec);
     }
     sms_buf_free(&out);
+}
+
+/* Plan and write, the two steps sms_capture_submit takes: the plan's length
+ * is what the write fills, to the byte, and the line is the one
+ * sms_capture_record_encode appends, for every shape of record. */
+static void record_plan_then_write(void **state)
+{
+    (void)state;
+    static const char input[] = "{\"a\":\"\xff\"}"; /* JSON but not UTF-8: BASE64 */
+    sms_capture_event_t ev = {
+        .input_type = "application/json",
+        .input = input,
+        .input_len = sizeof input - 1,
+        .output = "\t\x01", /* no Content-Type: BASE64 */
+        .output_len = 2,
+        .time_ms = -1, /* the epoch */
+    };
+    sms_capture_config_t cfg = default_config(NULL);
+    sms_buf_t out = {0};
+    for (int shape = 0; shape < 6; shape++) {
+        cfg.capture_input = shape % 3 != 2;
+        cfg.capture_output = shape % 3 != 1;
+        ev.inference_id = shape < 3 ? "id\"\xc3" : NULL;
+        sms_capture_record_t rec;
+        assert_int_equal(sms_capture_record_plan(&cfg, &ev, "e-1", &rec), 0);
+        char *line = malloc(rec.len + 1);
+        assert_non_null(line);
+        line[rec.len] = '#';
+        sms_capture_record_write(line, &rec);
+        assert_int_equal(line[rec.len], '#');
+        assert_int_equal(line[rec.len - 1], '\n');
+        sms_buf_reset(&out);
+        assert_int_equal(sms_capture_record_encode(&cfg, &ev, "e-1", &out), 0);
+        assert_int_equal(out.len, rec.len);
+        assert_memory_equal(out.data, line, rec.len);
+        json_decref(parse_record(line, rec.len, cfg.capture_input, cfg.capture_output,
+                                 ev.inference_id != NULL));
+        free(line);
+    }
+    sms_buf_free(&out);
+}
+
+/* Broken-down UTC and the file hour agree, and both clamp to the years
+ * 0000-9999 (before the epoch: the epoch). */
+static void utc_and_hour_clamp(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t ms;
+        sms_capture_utc_t utc;
+        int64_t hour;
+    } cases[] = {
+        {INT64_MIN, {1970, 1, 1, 0, 0, 0, 0}, 0},
+        {-1, {1970, 1, 1, 0, 0, 0, 0}, 0},
+        {3599999, {1970, 1, 1, 0, 59, 59, 999}, 0},
+        {3600000, {1970, 1, 1, 1, 0, 0, 0}, 1},
+        {951825600123, {2000, 2, 29, 12, 0, 0, 123}, 264396},
+        {253402300799999, {9999, 12, 31, 23, 59, 59, 999}, 70389527},
+        {INT64_MAX, {9999, 12, 31, 23, 59, 59, 999}, 70389527},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sms_capture_utc_t u;
+        sms_capture_utc(cases[i].ms, &u);
+        assert_memory_equal(&u, &cases[i].utc, sizeof u);
+        assert_int_equal(sms_capture_hour(cases[i].ms), cases[i].hour);
+    }
 }
 
 /* ---- path layout and UUIDs ---------------------------------------------- */
@@ -1148,6 +1217,8 @@ int main(void)
         cmocka_unit_test(encode_random_bytes),
         cmocka_unit_test(encode_content_types),
         cmocka_unit_test(encode_metadata_and_options),
+        cmocka_unit_test(record_plan_then_write),
+        cmocka_unit_test(utc_and_hour_clamp),
         cmocka_unit_test(file_path_layout),
         cmocka_unit_test(uuid_format_and_uniqueness),
         cmocka_unit_test(sampling_rate),

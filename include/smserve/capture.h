@@ -5,14 +5,13 @@
  * budget) and never wait: a full queue drops the record and counts it.
  * Capture pauses while the destination file system is fuller than
  * max_disk_used_percent (75%). It observes the request flow and never
- * changes it. */
+ * changes it. The record itself (the JSON line) is capture_record.h's. */
 #ifndef SMSERVE_CAPTURE_H
 #define SMSERVE_CAPTURE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "smserve/buf.h"
 #include "smserve/error.h"
 
 #define SMS_CAPTURE_MAX_TYPES 10
@@ -116,18 +115,6 @@ typedef struct sms_capture_stats {
     bool paused;
 } sms_capture_stats_t;
 void sms_capture_stats(sms_capture_t *c, sms_capture_stats_t *out);
-
-/* Appends one record as a single JSON line (with the trailing newline) to
- * out, exactly as SageMaker data capture writes it; event_id is a UUIDv4
- * string. Keys in SageMaker's order, no spaces; endpointInput/endpointOutput
- * per the capture options; inferenceId only when ev->inference_id is
- * non-empty; inferenceTime "yyyy-mm-ddThh:mm:ssZ". Strings are escaped
- * (\" \\ \b \f \n \r \t, other controls \u00XX); a CSV or JSON payload
- * that is not well-formed UTF-8 is written as BASE64 for that part, and
- * ill-formed bytes in a content type or id become U+FFFD. A NULL content
- * type is recorded as "" with BASE64. 0, or -1 when out of memory. */
-int sms_capture_encode(const sms_capture_config_t *cfg, const sms_capture_event_t *ev,
-                       const char *event_id, sms_buf_t *out);
 
 /* The relative path of a capture file opened at time_ms with `uuid`:
  * "<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uuid>.jsonl". */
