@@ -9,8 +9,6 @@
 
 #include "smserve/number.h"
 
-#define TOKEN_QUOTE_BYTES 32 /* how much of a bad token an error message shows */
-
 typedef struct csv_state {
     char delim;           /* ',', '\t', ' ' (runs of blanks), or 0 (one column) */
     size_t cols;          /* row width, 0 until the first row when not expected */
@@ -52,31 +50,6 @@ static char sniff_delimiter(const char *p, const char *end)
     return 0;
 }
 
-/* Writes the token into buf as one printable line: at most
- * TOKEN_QUOTE_BYTES bytes of it, other bytes as \xNN, "..." when cut. */
-static void quote_token(const char *p, size_t n, char *buf, size_t cap)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t w = 0;
-    size_t shown = n < TOKEN_QUOTE_BYTES ? n : TOKEN_QUOTE_BYTES;
-    for (size_t i = 0; i < shown && w + 5 < cap; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            buf[w++] = (char)c;
-        } else {
-            buf[w++] = '\\';
-            buf[w++] = 'x';
-            buf[w++] = hex[c >> 4];
-            buf[w++] = hex[c & 15];
-        }
-    }
-    if (shown < n && w + 4 < cap) {
-        memcpy(buf + w, "...", 3);
-        w += 3;
-    }
-    buf[w] = '\0';
-}
-
 static int append_value(csv_state_t *s, float v)
 {
     if (s->n >= s->out->cap && sms_matrix_reserve(s->out, s->n + 1) < 0)
@@ -102,14 +75,13 @@ static int decode_field(csv_state_t *s, const char *p, const char *end, size_t c
         while (end > p && is_blank_char(end[-1]))
             end--;
     }
-    float v;
-    if (p == end) {
-        v = NAN;
-    } else if (sms_parse_float(p, end, &v) < 0) {
-        char quoted[TOKEN_QUOTE_BYTES * 4 + 8];
-        quote_token(tok, (size_t)(tok_end - tok), quoted, sizeof quoted);
-        return sms_error_set(s->err, 400, "row %zu, column %zu: '%s' is not a number", s->line, col,
-                             quoted);
+    float v = NAN;
+    int rc = p == end ? 0 : sms_parse_float(p, end, &v);
+    if (rc < 0) {
+        char quoted[SMS_NUMBER_QUOTE_BYTES];
+        return sms_error_set(s->err, 400, "row %zu, column %zu: '%s' %s", s->line, col,
+                             sms_number_quote(tok, (size_t)(tok_end - tok), quoted, sizeof quoted),
+                             sms_number_reason(rc));
     }
     return append_value(s, v);
 }
@@ -117,7 +89,8 @@ static int decode_field(csv_state_t *s, const char *p, const char *end, size_t c
 /* The fields of a comma or tab separated row [p, end), parsed in the same
  * pass that finds their ends: a field that is just a plain number followed
  * by the delimiter (or the end) never needs a second look. Any other field
- * (blanks, quotes, strtof's forms, errors) goes through decode_field.
+ * (blanks, quotes, nan, the forms JSON lacks, errors) goes through
+ * decode_field.
  * Numbers are scanned with the body's end as the limit, so that the scanner
  * may load whole words across the row's end (the bigger the window, the
  * more often its fast path applies); a number never runs into the '\r' or

@@ -199,47 +199,58 @@ static int key_is(const char *key, size_t key_len, const char *name)
     return key_len == n && memcmp(key, name, n) == 0;
 }
 
-/* Scans a number by the JSON grammar (no '+', no leading zeros, digits on
- * both sides of '.', no NaN/Infinity) and parses it with sms_parse_float. */
-static int scan_number(json_parser_t *j, float *v)
+/* The end of the number by JSON's grammar at the start of [p, e) (no '+',
+ * no leading zeros, digits on both sides of '.', no NaN/Infinity), or NULL
+ * when there is none. */
+static const char *json_number_end(const char *p, const char *e)
 {
-    const char *s = j->p, *q = j->p, *e = j->end;
-    if (q < e && *q == '-')
-        q++;
-    if (q < e && *q == '0') {
-        q++;
-    } else if (q < e && is_digit(*q)) {
-        while (q < e && is_digit(*q))
-            q++;
+    if (p < e && *p == '-')
+        p++;
+    if (p < e && *p == '0') {
+        p++;
+    } else if (p < e && is_digit(*p)) {
+        while (p < e && is_digit(*p))
+            p++;
     } else {
-        goto bad;
+        return NULL;
     }
-    if (q < e && *q == '.') {
-        q++;
-        if (q >= e || !is_digit(*q))
-            goto bad;
-        while (q < e && is_digit(*q))
-            q++;
+    if (p < e && *p == '.') {
+        p++;
+        if (p >= e || !is_digit(*p))
+            return NULL;
+        while (p < e && is_digit(*p))
+            p++;
     }
-    if (q < e && (*q == 'e' || *q == 'E')) {
-        q++;
-        if (q < e && (*q == '+' || *q == '-'))
-            q++;
-        if (q >= e || !is_digit(*q))
-            goto bad;
-        while (q < e && is_digit(*q))
-            q++;
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= e || !is_digit(*p))
+            return NULL;
+        while (p < e && is_digit(*p))
+            p++;
     }
+    return p;
+}
+
+/* Whether c ends a bare token (a number or a literal). */
+static int ends_token(char c)
+{
+    return c == ',' || c == ']' || c == '}' || c == '[' || c == '{' || c == ':' || c == '"' ||
+           c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* Skips a number (of a member that is not a feature) at j->p: validated by
+ * the grammar, never converted, so any magnitude is fine there. */
+static int skip_number(json_parser_t *j)
+{
+    const char *q = json_number_end(j->p, j->end);
     /* "01", "1.", "1.5.2", "1x": the token runs on past the grammar */
-    if (q < e && (is_digit(*q) || *q == '.' || *q == '+' || *q == '-' || (*q >= 'a' && *q <= 'z') ||
-                  (*q >= 'A' && *q <= 'Z')))
-        goto bad;
-    if (sms_parse_float(s, q, v) < 0)
-        return invalid(j, "number longer than 1024 bytes");
+    if (!q || (q < j->end && (is_digit(*q) || *q == '.' || *q == '+' || *q == '-' ||
+                              (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z'))))
+        return invalid(j, "invalid number");
     j->p = q;
     return 0;
-bad:
-    return invalid(j, "invalid number");
 }
 
 static int scan_literal(json_parser_t *j, const char *word)
@@ -285,7 +296,6 @@ static int skip_container(json_parser_t *j, int depth)
 /* Skips (validating) any value; a container there would be at `depth`. */
 static int skip_value(json_parser_t *j, int depth)
 {
-    float ignored;
     skip_ws(j);
     if (j->p >= j->end)
         return expected(j, "a value");
@@ -303,7 +313,7 @@ static int skip_value(json_parser_t *j, int depth)
         return scan_literal(j, "null");
     default:
         if (*j->p == '-' || is_digit(*j->p))
-            return scan_number(j, &ignored);
+            return skip_number(j);
         return expected(j, "a value");
     }
 }
@@ -312,6 +322,67 @@ static int skip_value(json_parser_t *j, int depth)
 static int ends_number(char c)
 {
     return c == ',' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* A refused value at j->p, whose text is [j->p, t): "row R, column C (byte
+ * B): '<token>' <reason>". */
+static int refuse_value(json_parser_t *j, size_t row, size_t col, const char *t, const char *reason)
+{
+    char quoted[SMS_NUMBER_QUOTE_BYTES];
+    return sms_error_set(j->err, 400, "row %zu, column %zu (byte %zu): '%s' %s", row, col,
+                         offset(j),
+                         sms_number_quote(j->p, (size_t)(t - j->p), quoted, sizeof quoted), reason);
+}
+
+/* The feature value at j->p that the fast path left: a bare token (null or a
+ * number by JSON's grammar, within float32's range), or a string, list or
+ * object, which are refused. row and col are 1-based, for messages. */
+static int parse_value(json_parser_t *j, size_t row, size_t col, float *v)
+{
+    const char *start = j->p, *t;
+    switch (*j->p) {
+    case '"':
+        if (scan_string(j, NULL, NULL) < 0)
+            return -1;
+        t = j->p;
+        j->p = start;
+        return refuse_value(j, row, col, t, "is not a number");
+    case '[':
+    case '{':
+        return sms_error_set(j->err, 400, "row %zu, column %zu (byte %zu): %s is not a number", row,
+                             col, offset(j), *j->p == '[' ? "a list" : "an object");
+    case ',':
+    case ']':
+    case '}':
+    case ':':
+        return expected(j, "a number or null");
+    }
+    t = j->p;
+    while (t < j->end && !ends_token(*t))
+        t++;
+    if (t - j->p == 4 && memcmp(j->p, "null", 4) == 0) {
+        *v = NAN;
+        j->p = t;
+        return 0;
+    }
+    int rc = json_number_end(j->p, t) == t ? sms_parse_float(j->p, t, v) : SMS_NUMBER_INVALID;
+    if (rc == 0) {
+        j->p = t;
+        return 0;
+    }
+    const char *reason = sms_number_reason(rc);
+    if (rc == SMS_NUMBER_INVALID) {
+        /* say why when the text would pass outside JSON (in CSV, say) */
+        float x = 0;
+        int text_rc = sms_parse_float(j->p, t, &x);
+        if (text_rc == SMS_NUMBER_INFINITE)
+            reason = sms_number_reason(text_rc);
+        else if (text_rc == 0 && x != x)
+            reason = "is not a number (null is JSON's missing value)";
+        else if (text_rc != SMS_NUMBER_INVALID)
+            reason = "is not a JSON number";
+    }
+    return refuse_value(j, row, col, t, reason);
 }
 
 static int append_value(json_parser_t *j, float v)
@@ -336,42 +407,16 @@ static int parse_row(json_parser_t *j, size_t instance)
         for (size_t k = 0;; k++) {
             skip_ws(j);
             float v;
-            const char *what = NULL, *q;
+            const char *q;
             if (j->p >= j->end)
                 return expected(j, "a number or null");
-            switch (*j->p) {
-            case 'n':
-                if (scan_literal(j, "null") < 0)
-                    return -1;
-                v = NAN;
-                break;
-            case '"':
-                what = "a string";
-                break;
-            case 't':
-            case 'f':
-                what = "a boolean";
-                break;
-            case '[':
-                what = "a list";
-                break;
-            case '{':
-                what = "an object";
-                break;
-            default:
-                if (*j->p != '-' && !is_digit(*j->p))
-                    return expected(j, "a number or null");
-                /* The common case in one pass; whatever does not end there
-                 * cleanly is scanned again by the validating scanner, which
-                 * also gives the error messages. */
-                if (sms_scan_float(j->p, j->end, &v, &q) && (q == j->end || ends_number(*q)))
-                    j->p = q;
-                else if (scan_number(j, &v) < 0)
-                    return -1;
-            }
-            if (what)
-                return sms_error_set(j->err, 400, "instance %zu, value %zu: %s is not a number",
-                                     instance, k, what);
+            /* The common case in one pass; whatever does not end there
+             * cleanly is looked at again by parse_value, which also gives
+             * the error messages. */
+            if (sms_scan_float(j->p, j->end, &v, &q) && (q == j->end || ends_number(*q)))
+                j->p = q;
+            else if (parse_value(j, instance + 1, k + 1, &v) < 0)
+                return -1;
             if (append_value(j, v) < 0)
                 return -1;
             if (eat(j, ']'))
@@ -383,11 +428,11 @@ static int parse_row(json_parser_t *j, size_t instance)
     size_t width = j->n - first;
     if (j->cols == 0) {
         if (width == 0)
-            return sms_error_set(j->err, 400, "instance %zu has no values", instance);
+            return sms_error_set(j->err, 400, "row %zu has no values", instance + 1);
         j->cols = width;
     }
     if (width != j->cols)
-        return sms_error_set(j->err, 400, "instance %zu has %zu values, expected %zu", instance,
+        return sms_error_set(j->err, 400, "row %zu has %zu values, expected %zu", instance + 1,
                              width, j->cols);
     j->out->rows++;
     return 0;
@@ -444,8 +489,8 @@ static int on_instance_member(json_parser_t *j, int which, void *ctx)
     instance_ctx_t *c = ctx;
     (void)which;
     if (c->seen)
-        return sms_error_set(j->err, 400, "byte %zu: instance %zu has \"features\" twice",
-                             (size_t)(j->key - j->start), c->instance);
+        return sms_error_set(j->err, 400, "byte %zu: row %zu has \"features\" twice",
+                             (size_t)(j->key - j->start), c->instance + 1);
     c->seen = 1;
     return parse_row(j, c->instance);
 }
@@ -462,15 +507,15 @@ static int parse_instance(json_parser_t *j, int depth, size_t instance)
         if (parse_object(j, depth, keys, on_instance_member, &c) < 0)
             return -1;
         if (!c.seen)
-            return sms_error_set(j->err, 400, "instance %zu has no \"features\" key", instance);
+            return sms_error_set(j->err, 400, "row %zu has no \"features\" key", instance + 1);
         return 0;
     }
     if (j->p >= j->end)
         return expected(j, "an instance");
     return sms_error_set(j->err, 400,
-                         "byte %zu: instance %zu is neither a list of values nor an object "
+                         "byte %zu: row %zu is neither a list of values nor an object "
                          "with \"features\"",
-                         offset(j), instance);
+                         offset(j), instance + 1);
 }
 
 /* The list of instances at j->p, itself at `depth`. */

@@ -1,8 +1,12 @@
-/* Decimal text to float32 and back, for the request decoders and response
- * encoders. Parsing is on the hot path (every feature value of every request
- * goes through it), so plain decimals of up to 19 significant digits take a
- * fast path that gives the same bits as strtof (or steps aside when it cannot
- * prove it does); everything else goes to strtof itself. */
+/* Feature values as text to float32 and back, for the request decoders and
+ * response encoders. Parsing is on the hot path (every feature value of every
+ * request goes through it), so plain decimals of up to 19 significant digits
+ * take a fast path that gives the same bits as the slow one (or steps aside
+ * when it cannot prove it does); the slow path checks the grammar (number.h)
+ * itself and hands the digits to strtod. A value is float64 first and then
+ * float32, as in AWS's container (Python's float(), then XGBoost's cast), not
+ * strtof's single rounding: the two differ for a decimal that lies within
+ * half a float64 ulp of a point halfway between two floats. */
 #include "smserve/number.h"
 
 #include <float.h>
@@ -12,10 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TOKEN_BYTES 1024
-#define FAST_MAX_DIGITS 19 /* significant digits that always fit a uint64_t */
-#define FAST_MAX_EXP10  22 /* 10^22 = 2^22 * 5^22 and 5^22 < 2^53: exact in double */
-#define TWO_POW_53      (UINT64_C(1) << 53)
+#define QUOTE_SHOWN_BYTES 32 /* of a refused token, in a message */
+#define FAST_MAX_DIGITS   19 /* significant digits that always fit a uint64_t */
+#define FAST_MAX_EXP10    22 /* 10^22 = 2^22 * 5^22 and 5^22 < 2^53: exact in double */
+#define TWO_POW_53        (UINT64_C(1) << 53)
+/* The least float64 that the cast to float32 takes to infinity: half-way
+ * between FLT_MAX and 2^128, which rounds to even, 2^128. */
+#define FLOAT32_OVERFLOW 0x1.ffffffp127
 
 /* The fast path relies on each double operation being rounded to double, not
  * carried out in a wider format (x87) and rounded twice. */
@@ -28,22 +35,64 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* strtof on a NUL-terminated copy; the whole token must be consumed. strtof
- * skips leading whitespace, which a token must not have. */
-static int parse_slow(const char *p, size_t n, float *out)
+/* Whether [p, end) spells `word` (lower case) in any case. */
+static int is_word(const char *p, const char *end, const char *word)
 {
-    char tmp[MAX_TOKEN_BYTES + 1];
-    if (n == 0 || n > MAX_TOKEN_BYTES)
-        return -1;
-    if (p[0] == ' ' || (p[0] >= '\t' && p[0] <= '\r'))
-        return -1;
+    size_t n = strlen(word);
+    if ((size_t)(end - p) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] | 0x20) != word[i])
+            return 0;
+    return 1;
+}
+
+/* Whether [p, end) is a decimal by number.h's grammar, sign excluded. */
+static int is_decimal(const char *p, const char *end)
+{
+    size_t digits = 0;
+    for (; p < end && is_digit(*p); p++)
+        digits++;
+    if (p < end && *p == '.')
+        for (p++; p < end && is_digit(*p); p++)
+            digits++;
+    if (digits == 0)
+        return 0;
+    if (p < end && (*p | 0x20) == 'e') {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p == end || !is_digit(*p))
+            return 0;
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    return p == end;
+}
+
+/* Everything the fast path leaves: the grammar, then strtod on a
+ * NUL-terminated copy of a text it reads in full, then the cast. */
+static int parse_slow(const char *p, const char *end, float *out)
+{
+    const char *body = p < end && (*p == '+' || *p == '-') ? p + 1 : p;
+    if (is_word(body, end, "nan")) {
+        *out = NAN;
+        return 0;
+    }
+    if (is_word(body, end, "inf") || is_word(body, end, "infinity"))
+        return SMS_NUMBER_INFINITE;
+    if (!is_decimal(body, end))
+        return SMS_NUMBER_INVALID;
+    size_t n = (size_t)(end - p);
+    if (n > SMS_NUMBER_MAX_BYTES)
+        return SMS_NUMBER_LONG;
+    char tmp[SMS_NUMBER_MAX_BYTES + 1];
     memcpy(tmp, p, n);
     tmp[n] = '\0';
-    char *stop = NULL;
-    float v = strtof(tmp, &stop);
-    if (stop != tmp + n)
-        return -1; /* also catches an embedded NUL byte */
-    *out = v;
+    double d = strtod(tmp, NULL);
+    if (!(fabs(d) < FLOAT32_OVERFLOW))
+        return SMS_NUMBER_RANGE;
+    *out = (float)d;
     return 0;
 }
 
@@ -130,31 +179,14 @@ static INLINE size_t scan_digits(const char *p, const char *end, uint64_t *w)
     return (size_t)(p - start);
 }
 
-/* d is the double nearest to some exact value x, and lies in the normal float
- * range. Unless d is exactly half-way between two adjacent floats, (float)d is
- * the float nearest to x: rounding to nearest is monotonic and every float
- * midpoint m is a double, so x < m gives d <= m, x > m gives d >= m, and with
- * d != m, x and d are on the same side of every midpoint. A float midpoint
- * has exactly the bit pattern 1000...0 in the 29 mantissa bits a float drops.
- * Returns 1 with *out set, or 0 for a midpoint (strtof decides those). */
-static int narrow_to_float(double d, float *out)
-{
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof bits);
-    if (UNLIKELY((bits & 0x1FFFFFFFu) == 0x10000000u))
-        return 0;
-    *out = (float)d;
-    return 1;
-}
-
-/* The float nearest to w * 10^e (w > 0), or 0 when that is not provably
- * exact here. With w < 2^53 and |e| <= 22 both w and 10^|e| are exact doubles
- * and w * 10^e (or w / 10^-e) is one correctly rounded double operation
- * (Clinger), in [1e-22, 2^53 * 1e22], well inside the normal float range; see
- * narrow_to_float for the step to float. A w of 2^53 or more loses its last
- * digits to fit: then the exact value lies between w' * 10^e' and
- * (w' + 1) * 10^e', and when both bounds round to the same float, so does
- * everything between them. */
+/* The float32 cast of the float64 nearest to w * 10^e (w > 0), or 0 when
+ * that is not provably exact here. With w < 2^53 and |e| <= 22 both w and
+ * 10^|e| are exact doubles and w * 10^e (or w / 10^-e) is one correctly
+ * rounded double operation (Clinger), in [1e-22, 2^53 * 1e22], well inside
+ * the normal float range. A w of 2^53 or more loses its last digits to fit:
+ * then the exact value lies between w' * 10^e' and (w' + 1) * 10^e', and as
+ * both roundings (to double, then to float) are monotonic, when both bounds
+ * give the same float so does everything between them. */
 static int decimal_to_float(uint64_t w, int e, float *out)
 {
     int inexact = 0;
@@ -166,15 +198,13 @@ static int decimal_to_float(uint64_t w, int e, float *out)
     if (UNLIKELY(e < -FAST_MAX_EXP10 || e > FAST_MAX_EXP10))
         return 0;
     double scale = pow10_exact[e < 0 ? -e : e];
-    double lo = e < 0 ? (double)w / scale : (double)w * scale;
-    if (!narrow_to_float(lo, out))
-        return 0;
+    float lo = (float)(e < 0 ? (double)w / scale : (double)w * scale);
     if (UNLIKELY(inexact)) {
-        float hi;
-        double up = e < 0 ? (double)(w + 1) / scale : (double)(w + 1) * scale;
-        if (!narrow_to_float(up, &hi) || hi != *out)
+        float up = (float)(e < 0 ? (double)(w + 1) / scale : (double)(w + 1) * scale);
+        if (up != lo)
             return 0;
     }
+    *out = lo;
     return 1;
 }
 
@@ -272,7 +302,7 @@ int sms_scan_float(const char *p, const char *end, float *out, const char **stop
 #ifdef SMS_SWAR
 digits_done:
 #endif
-    if (UNLIKELY(p - start > MAX_TOKEN_BYTES))
+    if (UNLIKELY(p - start > SMS_NUMBER_MAX_BYTES))
         return 0; /* before the exponent adds to exp10, which counts nf */
     if (UNLIKELY(nd > FAST_MAX_DIGITS) && significant_digits(digits, p, dot) > FAST_MAX_DIGITS)
         return 0;
@@ -281,14 +311,13 @@ digits_done:
         if (!p)
             return 0;
     }
-    if (UNLIKELY(p - start > MAX_TOKEN_BYTES))
+    if (UNLIKELY(p - start > SMS_NUMBER_MAX_BYTES))
         return 0;
     *stop = p;
     float v;
     if (LIKELY(w < TWO_POW_53 && exp10 <= 0 && exp10 >= -FAST_MAX_EXP10)) {
         /* decimal_to_float's common case, with its branches decided here */
-        if (!narrow_to_float((double)w / pow10_exact[-exp10], &v))
-            return 0;
+        v = (float)((double)w / pow10_exact[-exp10]);
     } else if (w == 0) {
         v = 0.0f;
     } else if (!decimal_to_float(w, exp10, &v)) {
@@ -305,11 +334,49 @@ digits_done:
 int sms_parse_float(const char *p, const char *end, float *out)
 {
     const char *stop;
-    if (!p || end < p || (size_t)(end - p) > MAX_TOKEN_BYTES)
-        return -1;
+    if (!p || end < p)
+        return SMS_NUMBER_INVALID;
     if (sms_scan_float(p, end, out, &stop) && stop == end)
         return 0;
-    return parse_slow(p, (size_t)(end - p), out);
+    return parse_slow(p, end, out);
+}
+
+const char *sms_number_reason(int rc)
+{
+    static const char *const reasons[] = {
+        [-SMS_NUMBER_INVALID] = "is not a number",
+        [-SMS_NUMBER_INFINITE] = "is infinite, which XGBoost refuses",
+        [-SMS_NUMBER_RANGE] = "is beyond float32's range (+-3.4028235e38), which XGBoost refuses",
+        [-SMS_NUMBER_LONG] = "is longer than 1024 bytes",
+    };
+    if (rc >= 0 || rc <= -(int)(sizeof reasons / sizeof reasons[0]))
+        rc = SMS_NUMBER_INVALID;
+    return reasons[-rc];
+}
+
+char *sms_number_quote(const char *p, size_t n, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0, i = 0;
+    size_t shown = n < QUOTE_SHOWN_BYTES ? n : QUOTE_SHOWN_BYTES;
+    /* room for one more escape, the "..." and the NUL */
+    for (; i < shown && w + 8 <= cap; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+            buf[w++] = (char)c;
+        } else {
+            buf[w++] = '\\';
+            buf[w++] = 'x';
+            buf[w++] = hex[c >> 4];
+            buf[w++] = hex[c & 15];
+        }
+    }
+    if (i < n) {
+        memcpy(buf + w, "...", 3);
+        w += 3;
+    }
+    buf[w] = '\0';
+    return buf;
 }
 
 static int same_bits(float a, float b)
@@ -341,7 +408,18 @@ size_t sms_format_float(float v, char *out)
         else
             lo = mid + 1;
     }
-    int n = snprintf(sci, sizeof sci, "%.*e", lo - 1, (double)v);
+    /* The text must also give v as sms_parse_float reads it (float64, then
+     * float32). Of all floats only 0x15ae43fd and its negative need one
+     * digit more for that ("7.038531e-26" gives 0x15ae43fe that way), and
+     * the nearest decimal of 9 digits never lies close enough to a midpoint
+     * between floats to round twice. */
+    int n;
+    for (;;) {
+        n = snprintf(sci, sizeof sci, "%.*e", lo - 1, (double)v);
+        if (lo >= 9 || same_bits((float)strtod(sci, NULL), v))
+            break;
+        lo++;
+    }
 
     /* sci is "[-]d[.ddd]e(+|-)XX". Like Python's repr, print positional
      * notation for exponents -4..15 ("100", "0.0254") and keep the

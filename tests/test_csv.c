@@ -82,8 +82,73 @@ static void empty_fields_are_missing(void **state)
     check_ok(",1,\n , ,\t\n", 0, 2, 3, want);
     const float one[] = {NAN};
     check_ok("\"\"", 0, 1, 1, one);
-    const float nan_inf[] = {NAN, INFINITY, -INFINITY};
-    check_ok("nan,inf,-Infinity", 0, 1, 3, nan_inf);
+    /* nan in any case and with a sign is missing too, as AWS reads it */
+    const float nans[] = {NAN, NAN, NAN, NAN, NAN, 1};
+    check_ok("nan,NaN,-nan,+NAN,\"nan\",1", 0, 1, 6, nans);
+}
+
+/* What Python's float() takes and AWS predicts on, decimals as the float32
+ * of their float64; underflow is 0 or a denormal. */
+static void accepted_number_forms(void **state)
+{
+    (void)state;
+    const float want[] = {1, 0.5f, 1, 1, 100, -0.0f, 2.5e-3f, 0, 1.4e-45f, 3.4028235e38f};
+    check_ok("+1,.5,1.,01,1E+2,-0,2.5e-3,1e-999,1.4e-45,3.4028235e38", 0, 1, 10, want);
+    check_ok("  +1 .5  1. 01 1E+2  -0 2.5e-3 1e-999 1.4e-45 3.4028235e38 ", 0, 1, 10, want);
+    check_ok("+1\t.5\t1.\t 01\t1E+2 \t-0\t2.5e-3\t1e-999\t1.4e-45\t3.4028235e38", 0, 1, 10, want);
+    /* rounded to float64 first, then to float32, as numpy and XGBoost do
+     * (strtof alone would give 1.0000001) */
+    const float one[] = {1, 1};
+    check_ok("1.0000000596046448,1", 0, 1, 2, one);
+}
+
+/* Each refused value: a 400 naming its 1-based row and column and quoting
+ * the token (as the body has it, quotes included, bounded and escaped). */
+static void refused_number_forms(void **state)
+{
+    (void)state;
+    check_err_str("1,inf\n", 0, "row 1, column 2: 'inf' is infinite, which XGBoost refuses");
+    check_err_str("1,2\n3,-Infinity", 0,
+                  "row 2, column 2: '-Infinity' is infinite, which XGBoost refuses");
+    check_err_str("+INF", 0, "row 1, column 1: '+INF' is infinite, which XGBoost refuses");
+    check_err_str("1,\" infinity \"", 0,
+                  "row 1, column 2: '\" infinity \"' is infinite, which XGBoost refuses");
+    check_err_str("1e999", 0,
+                  "row 1, column 1: '1e999' is beyond float32's range (+-3.4028235e38), which "
+                  "XGBoost refuses");
+    check_err_str("1,2,3\n\n4,5,-1e39\n", 0,
+                  "row 3, column 3: '-1e39' is beyond float32's range (+-3.4028235e38), which "
+                  "XGBoost refuses");
+    check_err_str("3.4028236e38", 0,
+                  "row 1, column 1: '3.4028236e38' is beyond float32's range (+-3.4028235e38), "
+                  "which XGBoost refuses");
+    check_err_str("0x10,1", 0, "row 1, column 1: '0x10' is not a number");
+    check_err_str("1,0x1p-2", 0, "row 1, column 2: '0x1p-2' is not a number");
+    check_err_str("1\t0X1P3", 0, "row 1, column 2: '0X1P3' is not a number");
+    check_err_str("1 2 -0x1", 0, "row 1, column 3: '-0x1' is not a number");
+    check_err_str("1,2\n3,1_000", 0, "row 2, column 2: '1_000' is not a number");
+    check_err_str("1_0", 0, "row 1, column 1: '1_0' is not a number");
+    check_err_str("infin,1", 0, "row 1, column 1: 'infin' is not a number");
+    check_err_str("1,infinityy", 0, "row 1, column 2: 'infinityy' is not a number");
+    check_err_str("1,nan(1)", 0, "row 1, column 2: 'nan(1)' is not a number");
+    check_err_str("1,nana", 0, "row 1, column 2: 'nana' is not a number");
+    check_err_str("1,1e", 0, "row 1, column 2: '1e' is not a number");
+    check_err_str("1,.", 0, "row 1, column 2: '.' is not a number");
+    check_err_str("1,-", 0, "row 1, column 2: '-' is not a number");
+    check_err_str("1,it's", 0, "row 1, column 2: 'it\\x27s' is not a number");
+    check_err_str("1,\xd9\xa1", 0, "row 1, column 2: '\\xd9\\xa1' is not a number");
+    check_err_str("1,1\v", 0, "row 1, column 2: '1\\x0b' is not a number");
+    check_err_str("1,0x1234567890abcdef1234567890abcdef", 0,
+                  "row 1, column 2: '0x1234567890abcdef1234567890abcd...' is not a number");
+
+    /* a decimal of more than 1024 bytes */
+    static char body[1100];
+    memset(body, '0', sizeof body);
+    body[0] = '1';
+    body[1] = ',';
+    body[sizeof body - 1] = '5';
+    check_err(body, sizeof body, 0,
+              "row 1, column 2: '00000000000000000000000000000000...' is longer than 1024 bytes");
 }
 
 static void quoted_fields_are_accepted(void **state)
@@ -166,8 +231,8 @@ static void big_body_reuses_matrix(void **state)
  * longer ones), in bodies of a few rows with CRLF or LF, missing fields and
  * with or without a final newline, so that numbers sit at every distance
  * from the row's and the body's end (the body right before a guard page):
- * every value has exactly strtof's bits. */
-static void realistic_rows_match_strtof(void **state)
+ * every value has exactly the bits of its float64 cast to float32. */
+static void realistic_rows_match_float64_cast(void **state)
 {
     (void)state;
     sms_buf_t b = {0};
@@ -199,7 +264,7 @@ static void realistic_rows_match_strtof(void **state)
                 else
                     snprintf(tok, sizeof tok, "%s%.*g", sign, 15 + (int)(rnd() % 5),
                              x * pow(10, (int)scale - 3));
-                want[n++] = tok[0] ? strtof(tok, NULL) : NAN;
+                want[n++] = tok[0] ? (float)strtod(tok, NULL) : NAN;
                 assert_int_equal(sms_buf_printf(&b, "%s%s", c ? "," : "", tok), 0);
             }
             if (r + 1 < rows || rnd() % 2)
@@ -217,7 +282,7 @@ static void realistic_rows_match_strtof(void **state)
             if (isnan(want[k])) {
                 assert_true(isnan(m.values[k]));
             } else if (memcmp(&m.values[k], &want[k], sizeof want[k]) != 0) {
-                print_error("body '%s': value %zu is %.9g, strtof gives %.9g\n", b.data, k,
+                print_error("body '%s': value %zu is %.9g, want %.9g\n", b.data, k,
                             (double)m.values[k], (double)want[k]);
                 fail();
             }
@@ -258,20 +323,24 @@ static void hostile_truncations(void **state)
 static void hostile_numbers(void **state)
 {
     (void)state;
-    const float big[] = {INFINITY, 0, 0, -INFINITY};
-    check_ok("1e99999999999999999999,1e-99999999999999999999\n"
-             "0e999999999,-1e400",
-             0, 2, 2, big);
+    const float tiny[] = {0, 0, -0.0f};
+    check_ok("1e-99999999999999999999,0e999999999,-1e-400", 0, 1, 3, tiny);
+    check_err_str("1e-5,1e99999999999999999999", 0,
+                  "row 1, column 2: '1e99999999999999999999' is beyond float32's range "
+                  "(+-3.4028235e38), which XGBoost refuses");
 
     /* overlong tokens: 1024 bytes is the most a number may take */
     static char body[5000];
     memset(body, '1', sizeof body);
     sms_matrix_t m = {0};
     sms_error_t err;
-    assert_int_equal(decode(body, 1024, 0, &m, &err), 0);
+    assert_int_equal(decode(body, 1024, 0, &m, &err), -1); /* 1.1e1023 */
+    assert_string_equal(err.msg, "row 1, column 1: '11111111111111111111111111111111...' is "
+                                 "beyond float32's range (+-3.4028235e38), which XGBoost refuses");
     assert_int_equal(decode(body, 1025, 0, &m, &err), -1);
-    assert_string_equal(err.msg,
-                        "row 1, column 1: '11111111111111111111111111111111...' is not a number");
+    assert_string_equal(
+        err.msg,
+        "row 1, column 1: '11111111111111111111111111111111...' is longer than 1024 bytes");
     assert_int_equal(decode(body, sizeof body, 0, &m, &err), -1);
     memset(body, ',', sizeof body);
     assert_int_equal(decode(body, sizeof body, 0, &m, &err), 0);
@@ -290,11 +359,13 @@ int main(void)
         cmocka_unit_test(other_delimiters_are_sniffed),
         cmocka_unit_test(empty_fields_are_missing),
         cmocka_unit_test(quoted_fields_are_accepted),
+        cmocka_unit_test(accepted_number_forms),
+        cmocka_unit_test(refused_number_forms),
         cmocka_unit_test(empty_bodies_have_no_rows),
         cmocka_unit_test(bad_values_name_row_and_column),
         cmocka_unit_test(width_mismatch_is_reported),
         cmocka_unit_test(big_body_reuses_matrix),
-        cmocka_unit_test(realistic_rows_match_strtof),
+        cmocka_unit_test(realistic_rows_match_float64_cast),
         cmocka_unit_test(hostile_random_bytes),
         cmocka_unit_test(hostile_truncations),
         cmocka_unit_test(hostile_numbers),

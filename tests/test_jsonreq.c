@@ -61,8 +61,8 @@ static void accepted_shapes_decode(void **state)
     check_ok("{\"features\": [1, 2, null]}", 0, 1, 3, want);
     check_ok("[1, 2, null]", 3, 1, 3, want);
     check_ok("\xEF\xBB\xBF{\"features\": [1, 2, null]}", 0, 1, 3, want);
-    const float z[] = {0, -0.0f, 1e30f, INFINITY, 0};
-    check_ok("[0, -0, 1E+30, 1e999, 1e-999]", 0, 1, 5, z);
+    const float z[] = {0, -0.0f, 1e30f, 0, 3.4028235e38f, 1.4e-45f};
+    check_ok("[0, -0, 1E+30, 1e-999, 3.4028235e38, 1.4e-45]", 0, 1, 6, z);
 }
 
 static void unknown_members_are_skipped(void **state)
@@ -93,20 +93,21 @@ static void empty_bodies_have_no_rows(void **state)
 static void shape_errors(void **state)
 {
     (void)state;
-    check_err_str("{\"instances\": [[1, 2], [3]]}", "instance 1 has 1 values, expected 2");
-    check_err_str("[[1, 2], [3, 4, 5]]", "instance 1 has 3 values, expected 2");
-    check_err("[[1, 2], [3, 4]]", 16, 3, "instance 0 has 2 values, expected 3");
-    check_err_str("[[1, 2], []]", "instance 1 has 0 values, expected 2");
-    check_err_str("[[], [1]]", "instance 0 has no values");
-    check_err_str("{\"features\": []}", "instance 0 has no values");
+    check_err_str("{\"instances\": [[1, 2], [3]]}", "row 2 has 1 values, expected 2");
+    check_err_str("[[1, 2], [3, 4, 5]]", "row 2 has 3 values, expected 2");
+    check_err("[[1, 2], [3, 4]]", 16, 3, "row 1 has 2 values, expected 3");
+    check_err_str("[[1, 2], []]", "row 2 has 0 values, expected 2");
+    check_err_str("[[], [1]]", "row 1 has no values");
+    check_err_str("{\"features\": []}", "row 1 has no values");
     check_err_str("{\"instances\": [[1, 2], [3, \"4\"]]}",
-                  "instance 1, value 1: a string is not a number");
-    check_err_str("{\"instances\": [[1], [2], [3, 4, 5, \"x\"]]}",
-                  "instance 2, value 3: a string is not a number");
-    check_err_str("[true]", "instance 0, value 0: a boolean is not a number");
-    check_err_str("[[1, false]]", "instance 0, value 1: a boolean is not a number");
-    check_err_str("[1, [2]]", "instance 0, value 1: a list is not a number");
-    check_err_str("{\"features\": [{}]}", "instance 0, value 0: an object is not a number");
+                  "row 2, column 2 (byte 27): '\"4\"' is not a number");
+    check_err_str("{\"instances\": [[1], [2], [3, 4, 5, \"x\\u0027\"]]}",
+                  "row 3, column 4 (byte 35): '\"x\\x5cu0027\"' is not a number");
+    check_err_str("[[1], [\"a\\qb\"]]", "byte 9: invalid escape sequence in a string");
+    check_err_str("[true]", "row 1, column 1 (byte 1): 'true' is not a number");
+    check_err_str("[[1, false]]", "row 1, column 2 (byte 5): 'false' is not a number");
+    check_err_str("[1, [2]]", "row 1, column 2 (byte 4): a list is not a number");
+    check_err_str("{\"features\": [{}]}", "row 1, column 1 (byte 14): an object is not a number");
     check_err_str("{\"data\": [[1, 2]]}",
                   "no \"instances\" or \"features\" key; accepted bodies are "
                   "{\"instances\": [[...], ...]}, {\"instances\": [{\"features\": [...]}, ...]}, "
@@ -120,12 +121,11 @@ static void shape_errors(void **state)
     check_err_str("{\"features\": [1], \"features\": [2]}", "byte 18: \"features\" given twice");
     check_err_str("{\"instances\": [[1]], \"features\": [2]}",
                   "byte 21: give either \"instances\" or \"features\", not both");
-    check_err_str(
-        "{\"instances\": [1, 2, 3]}",
-        "byte 15: instance 0 is neither a list of values nor an object with \"features\"");
-    check_err_str("{\"instances\": [{\"x\": [1]}]}", "instance 0 has no \"features\" key");
+    check_err_str("{\"instances\": [1, 2, 3]}",
+                  "byte 15: row 1 is neither a list of values nor an object with \"features\"");
+    check_err_str("{\"instances\": [{\"x\": [1]}]}", "row 1 has no \"features\" key");
     check_err_str("{\"instances\": [{\"features\": [1], \"features\": [1]}]}",
-                  "byte 33: instance 0 has \"features\" twice");
+                  "byte 33: row 1 has \"features\" twice");
     check_err_str("{\"instances\": {\"features\": [1]}}", "byte 14: expected a list of instances");
     check_err_str("{\"features\": 5}", "byte 13: expected a list of feature values");
     check_err_str("\"instances\"", "byte 0: expected a JSON object or list");
@@ -138,20 +138,11 @@ static void syntax_errors_give_offsets(void **state)
     check_err_str("[1, 2] x", "byte 7: unexpected data after the JSON document");
     check_err_str("[1, 2]]", "byte 6: unexpected data after the JSON document");
     check_err_str("{\"features\": [1]} {}", "byte 18: unexpected data after the JSON document");
-    check_err_str("[+1]", "byte 1: expected a number or null");
-    check_err_str("[01]", "byte 1: invalid number");
-    check_err_str("[1.]", "byte 1: invalid number");
-    check_err_str("[.5]", "byte 1: expected a number or null");
-    check_err_str("[NaN]", "byte 1: expected a number or null");
-    check_err_str("[Infinity]", "byte 1: expected a number or null");
-    check_err_str("[-Infinity]", "byte 1: invalid number");
-    check_err_str("[1e]", "byte 1: invalid number");
-    check_err_str("[1e+]", "byte 1: invalid number");
-    check_err_str("[-]", "byte 1: invalid number");
-    check_err_str("[0x10]", "byte 1: invalid number");
-    check_err_str("[1.5.2]", "byte 1: invalid number");
-    check_err_str("[nul]", "byte 1: invalid literal (expected true, false or null)");
     check_err_str("[1,]", "byte 3: expected a number or null");
+    check_err_str("[1,,2]", "byte 3: expected a number or null");
+    check_err_str("[1, }", "byte 4: expected a number or null");
+    check_err_str("[1, :", "byte 4: expected a number or null");
+    check_err_str("[1, ", "byte 4: unexpected end of input, expected a number or null");
     check_err_str("[1 2]", "byte 3: expected ',' or ']'");
     check_err_str("[1, 2", "byte 5: unexpected end of input, expected ',' or ']'");
     check_err_str("{\"features\" [1]}", "byte 12: expected ':'");
@@ -175,6 +166,65 @@ static void syntax_errors_give_offsets(void **state)
     check_err_str("{\"a\": 01, \"features\": [1]}", "byte 6: invalid number");
     check_err_str("{\"a\": +1, \"features\": [1]}", "byte 6: expected a value");
     check_err_str("{\"a\": 1 \"features\": [1]}", "byte 8: expected ',' or '}'");
+}
+
+/* JSON's number grammar, as the float32 of its float64, and null. */
+static void accepted_number_forms(void **state)
+{
+    (void)state;
+    const float want[] = {1, -0.0f, 0.25f, 100, 1e-3f, 0, NAN, 1};
+    check_ok("[1, -0, 0.25, 1E+2, 1e-3, 0e999999, null, 1.0000000596046448]", 0, 1, 8, want);
+    check_ok("{\"instances\": [[1,-0,0.25,1e2,1E-3,0.0,null,1]]}", 0, 1, 8, want);
+    /* numbers of members that are not features are never converted */
+    const float one[] = {1};
+    check_ok("{\"scale\": 1e999, \"features\": [1], \"x\": [-1e400]}", 0, 1, 1, one);
+}
+
+/* Each refused feature value: a 400 naming its 1-based row and column, its
+ * byte offset, and quoting the token (bounded, escaped). */
+static void refused_number_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *msg;
+    } cases[] = {
+        {"[1e999]", "row 1, column 1 (byte 1): '1e999' is beyond float32's range "
+                    "(+-3.4028235e38), which XGBoost refuses"},
+        {"{\"instances\": [[1, 2], [3, -1e39]]}",
+         "row 2, column 2 (byte 27): '-1e39' is beyond float32's range (+-3.4028235e38), "
+         "which XGBoost refuses"},
+        {"[Infinity]", "row 1, column 1 (byte 1): 'Infinity' is infinite, which XGBoost refuses"},
+        {"[[1], [-Infinity]]",
+         "row 2, column 1 (byte 7): '-Infinity' is infinite, which XGBoost refuses"},
+        {"[1, inf]", "row 1, column 2 (byte 4): 'inf' is infinite, which XGBoost refuses"},
+        {"[NaN]", "row 1, column 1 (byte 1): 'NaN' is not a number (null is JSON's missing value)"},
+        {"{\"features\": [1, nan]}",
+         "row 1, column 2 (byte 17): 'nan' is not a number (null is JSON's missing value)"},
+        {"[0x10]", "row 1, column 1 (byte 1): '0x10' is not a number"},
+        {"[1, 0x1p-2]", "row 1, column 2 (byte 4): '0x1p-2' is not a number"},
+        {"[1_0]", "row 1, column 1 (byte 1): '1_0' is not a number"},
+        {"[+1]", "row 1, column 1 (byte 1): '+1' is not a JSON number"},
+        {"[01]", "row 1, column 1 (byte 1): '01' is not a JSON number"},
+        {"[1.]", "row 1, column 1 (byte 1): '1.' is not a JSON number"},
+        {"[.5]", "row 1, column 1 (byte 1): '.5' is not a JSON number"},
+        {"[1e]", "row 1, column 1 (byte 1): '1e' is not a number"},
+        {"[1e+]", "row 1, column 1 (byte 1): '1e+' is not a number"},
+        {"[-]", "row 1, column 1 (byte 1): '-' is not a number"},
+        {"[1.5.2]", "row 1, column 1 (byte 1): '1.5.2' is not a number"},
+        {"[1x, 2]", "row 1, column 1 (byte 1): '1x' is not a number"},
+        {"[nul]", "row 1, column 1 (byte 1): 'nul' is not a number"},
+        {"[nullx]", "row 1, column 1 (byte 1): 'nullx' is not a number"},
+        {"[infinityy]", "row 1, column 1 (byte 1): 'infinityy' is not a number"},
+        {"[it's]", "row 1, column 1 (byte 1): 'it\\x27s' is not a number"},
+        {"[1, \xd9\xa1]", "row 1, column 2 (byte 4): '\\xd9\\xa1' is not a number"},
+        {"[0x1234567890abcdef1234567890abcdef]",
+         "row 1, column 1 (byte 1): '0x1234567890abcdef1234567890abcd...' is not a number"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_err_str(cases[i].body, cases[i].msg);
+    /* members that are not features keep JSON's syntax errors */
+    check_err_str("{\"a\": 0x10, \"features\": [1]}", "byte 6: invalid number");
+    check_err_str("{\"a\": NaN, \"features\": [1]}", "byte 6: expected a value");
 }
 
 static void invalid_utf8_is_refused(void **state)
@@ -391,7 +441,7 @@ static void skipped_values_match_jansson(void **state)
     sms_buf_free(&b);
 }
 
-static void numbers_match_strtof(void **state)
+static void numbers_match_float64_cast(void **state)
 {
     (void)state;
     sms_buf_t b = {0};
@@ -412,7 +462,7 @@ static void numbers_match_strtof(void **state)
         char *p = b.data + 1;
         for (int k = 0; k < 50; k++) {
             char *stop;
-            float want = strtof(p, &stop);
+            float want = (float)strtod(p, &stop);
             assert_memory_equal(&want, &m.values[k], sizeof want);
             p = stop + 2;
         }
@@ -505,27 +555,37 @@ static void hostile_shapes(void **state)
         memcpy(deep + i, "{\"a\":", 5);
     check_clean(deep, sizeof deep, 0);
 
-    /* huge exponents are infinities or zeros, as strtof gives them */
-    const float big[] = {INFINITY, 0, -INFINITY, 0};
-    check_ok("[1e99999999999999999999, 1e-99999999999999999999, -1e400, 0e99999999]", 0, 1, 4, big);
+    /* huge exponents: zeros, or beyond float32's range */
+    const float tiny[] = {0, -0.0f, 0};
+    check_ok("[1e-99999999999999999999, -1e-400, 0e99999999]", 0, 1, 3, tiny);
+    check_err_str("[1, 1e99999999999999999999]",
+                  "row 1, column 2 (byte 4): '1e99999999999999999999' is beyond float32's range "
+                  "(+-3.4028235e38), which XGBoost refuses");
 
     /* overlong numbers */
     static char num[3000];
     num[0] = '[';
     memset(num + 1, '7', sizeof num - 2);
     num[sizeof num - 1] = ']';
-    check_err(num, sizeof num, 0, "byte 1: number longer than 1024 bytes");
-    check_err(num, 1026, 0, "byte 1: number longer than 1024 bytes");
+    check_err(num, sizeof num, 0,
+              "row 1, column 1 (byte 1): '77777777777777777777777777777777...' is longer than "
+              "1024 bytes");
+    check_err(num, 1026, 0,
+              "row 1, column 1 (byte 1): '77777777777777777777777777777777...' is longer than "
+              "1024 bytes");
     memset(num + 1, '7', 1024);
     num[1025] = ']';
-    sms_matrix_t m = {0};
-    sms_error_t err;
-    assert_int_equal(decode(num, 1026, 0, &m, &err), 0);
-    assert_true(isinf(m.values[0]));
-    sms_matrix_free(&m);
+    check_err(num, 1026, 0,
+              "row 1, column 1 (byte 1): '77777777777777777777777777777777...' is beyond "
+              "float32's range (+-3.4028235e38), which XGBoost refuses");
+    memcpy(num, "[0.", 3);
+    memset(num + 3, '7', 1022);
+    num[1026] = '\0';
+    const float seven[] = {0.7777777777f};
+    check_ok(num, 0, 1, 1, seven);
 
     /* NUL bytes */
-    check_err("[1, \0002]", 7, 0, "byte 4: expected a number or null");
+    check_err("[1, \0002]", 7, 0, "row 1, column 2 (byte 4): '\\x002' is not a number");
     check_err("{\"a\": \"x\0y\", \"features\": [1]}", 30, 0,
               "byte 8: control character in a string (escape it)");
     check_err("[1]\0", 4, 0, "byte 3: unexpected data after the JSON document");
@@ -551,10 +611,12 @@ int main(void)
         cmocka_unit_test(empty_bodies_have_no_rows),
         cmocka_unit_test(shape_errors),
         cmocka_unit_test(syntax_errors_give_offsets),
+        cmocka_unit_test(accepted_number_forms),
+        cmocka_unit_test(refused_number_forms),
         cmocka_unit_test(invalid_utf8_is_refused),
         cmocka_unit_test(nesting_is_limited_to_64),
         cmocka_unit_test(skipped_values_match_jansson),
-        cmocka_unit_test(numbers_match_strtof),
+        cmocka_unit_test(numbers_match_float64_cast),
         cmocka_unit_test(big_body_reuses_matrix),
         cmocka_unit_test(hostile_random_bytes),
         cmocka_unit_test(hostile_truncations),

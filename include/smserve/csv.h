@@ -15,16 +15,19 @@
  * expect_cols: the width every row must have, or 0 to take the first row's.
  * Errors (err->status 400) name the 1-based row and column and what was
  * wrong: "row 3 has 5 values, expected 4", "row 2, column 7: 'abc' is not a
- * number". An empty body or a body of only blank lines yields 0 rows and
- * returns 0. Blank lines between rows are skipped.
+ * number" (the token quoted as sms_number_quote writes it, then
+ * sms_number_reason's phrase). An empty body or a body of only blank lines
+ * yields 0 rows and returns 0. Blank lines between rows are skipped.
  * Details: "row R" counts lines of the body, blank ones included, so that it
  * matches what an editor shows. A blank line is one of only spaces/tabs.
  * Spaces and tabs around a field are dropped unless they are the delimiter;
  * with the space delimiter a run of blanks is one separator. One pair of
  * double quotes around a field is dropped ("1.5"). A leading UTF-8 BOM is
- * ignored. Values parse as sms_parse_float does (so "nan" and "inf" are
- * accepted). With 0 rows out->cols is expect_cols; on error out has 0 rows;
- * an allocation failure is status 500. */
+ * ignored. Values parse as sms_parse_float does: decimals and nan (a
+ * missing value, like an empty field) are accepted; inf, infinity, decimals
+ * beyond float32's range and everything else are refused. With 0 rows
+ * out->cols is expect_cols; on error out has 0 rows; an allocation failure
+ * is status 500. */
 int sms_csv_decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *out,
                    sms_error_t *err);
 

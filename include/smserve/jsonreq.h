@@ -15,18 +15,23 @@
 #include "smserve/error.h"
 
 /* Same contract as sms_csv_decode: 400 errors naming the byte offset or the
- * 0-based instance index ("instance 3 has 5 values, expected 4",
- * "byte 17: expected a number or null"). An empty or whitespace-only body
- * yields 0 rows. Nesting deeper than 64 levels is an error.
- * Details: byte offsets and instance and value indexes are 0-based; the
- * top-level container is nesting level 1. "instances" must be a list (of
- * lists or of objects with a "features" list); a bare list is a list of
- * instances when empty or when its first element is a list or object.
- * Duplicate "instances"/"features" keys, or both at once, are errors, as are
- * strings, booleans, empty instances, anything after the document and
- * invalid UTF-8 in strings. A leading UTF-8 BOM is ignored. Numbers out of
- * float range become +-inf or 0, as strtof gives them. With 0 rows out->cols
- * is expect_cols; on error out has 0 rows; an allocation failure is 500. */
+ * 1-based row (instance) and column ("row 3 has 5 values, expected 4",
+ * "byte 17: expected a number or null", "row 1, column 3 (byte 17): '0x10'
+ * is not a number"). An empty or whitespace-only body yields 0 rows.
+ * Nesting deeper than 64 levels is an error.
+ * Details: byte offsets are 0-based; the top-level container is nesting
+ * level 1. "instances" must be a list (of lists or of objects with a
+ * "features" list); a bare list is a list of instances when empty or when
+ * its first element is a list or object. Duplicate "instances"/"features"
+ * keys, or both at once, are errors, as are empty instances, anything after
+ * the document and invalid UTF-8 in strings. A leading UTF-8 BOM is ignored.
+ * A feature value is null (missing, NaN) or a number by JSON's grammar,
+ * parsed as sms_parse_float does; one beyond float32's range (1e39) is
+ * refused, as are NaN, Infinity, strings, booleans, lists and objects, each
+ * naming its row and column and quoting the token (sms_number_quote).
+ * Members that are not features are validated as JSON but never converted.
+ * With 0 rows out->cols is expect_cols; on error out has 0 rows; an
+ * allocation failure is 500. */
 int sms_json_decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *out,
                     sms_error_t *err);
 
