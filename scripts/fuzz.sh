@@ -22,6 +22,7 @@ for bin in build-fuzz/fuzz_*; do
     fuzz_xjson)   cp tests/fixtures/compat/*.json "$corpus"/ ;;
     fuzz_legacy)  cp tests/fixtures/legacy/*.bin "$corpus"/ ;;
     fuzz_migrate) cp tests/fixtures/legacy/*.bin tests/fixtures/compat/*.* "$corpus"/ ;;
+    fuzz_http)    cp fuzz/seeds/http/* "$corpus"/ ;;
     *)            cp tests/fixtures/compat/*.* tests/fixtures/aws/* "$corpus"/ ;;
   esac
   echo "== $name for ${seconds}s"

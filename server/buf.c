@@ -80,6 +80,12 @@ void sms_buf_free(sms_buf_t *b)
     b->len = b->cap = 0;
 }
 
+void sms_buf_trim(sms_buf_t *b, size_t keep)
+{
+    if (b->cap > keep)
+        sms_buf_free(b);
+}
+
 int sms_matrix_reserve(sms_matrix_t *m, size_t n)
 {
     if (n <= m->cap)
@@ -105,4 +111,10 @@ void sms_matrix_free(sms_matrix_t *m)
     free(m->values);
     m->values = NULL;
     m->rows = m->cols = m->cap = 0;
+}
+
+void sms_matrix_trim(sms_matrix_t *m, size_t keep)
+{
+    if (m->cap > keep / sizeof(float))
+        sms_matrix_free(m);
 }

@@ -12,6 +12,39 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* The memory this process may use: the cgroup's limit (v2 memory.max, or v1
+ * memory.limit_in_bytes) when there is one, else physical memory; 0 if
+ * unknown. */
+static unsigned long long memory_limit(void)
+{
+    static const char *const files[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    unsigned long long phys =
+        pages > 0 && page > 0 ? (unsigned long long)pages * (unsigned long long)page : 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            continue;
+        unsigned long long v = 0;
+        int n = fscanf(f, "%llu", &v); /* "max" (no limit) does not scan */
+        fclose(f);
+        if (n == 1 && v > 0 && (phys == 0 || v < phys))
+            return v;
+    }
+    return phys;
+}
+
+/* Request bodies in flight may hold a quarter of the memory limit, at least
+ * 64 MiB (MAX_CONTENT_LENGTH is checked against it separately). */
+static size_t default_body_budget(void)
+{
+    unsigned long long limit = memory_limit() / 4;
+    if (limit < (64ull << 20))
+        limit = 64ull << 20;
+    return limit > SIZE_MAX ? SIZE_MAX : (size_t)limit;
+}
+
 int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -25,13 +58,21 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
     strcpy(cfg->model_dir, dir);
 
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    long port = 8080, workers = cpus > 0 ? cpus : 1, timeout = 60, conns = 128;
+    long port = 8080, workers = cpus > 0 ? cpus : 1, timeout = 60, conns = 2048;
     long max_len = 6291456;
+    long header_ms = 5000, keepalive_ms = 3000, body_ms = 10000, rate = 1L << 20;
+    long drain_ms = 10000, budget = 0;
     if (sms_env_long("SAGEMAKER_BIND_TO_PORT", 1, 65535, &port, err) < 0 ||
         sms_env_long("SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1024, &workers, err) < 0 ||
         sms_env_long("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1, 86400, &timeout, err) < 0 ||
         sms_env_long("MAX_CONTENT_LENGTH", 1, 1L << 34, &max_len, err) < 0 ||
-        sms_env_long("SMSERVE_CONNECTIONS", 4, 4096, &conns, err) < 0 ||
+        sms_env_long("SMSERVE_CONNECTIONS", 4, 16384, &conns, err) < 0 ||
+        sms_env_long("SMSERVE_HEADER_TIMEOUT_MS", 100, 600000, &header_ms, err) < 0 ||
+        sms_env_long("SMSERVE_KEEPALIVE_TIMEOUT_MS", 100, 600000, &keepalive_ms, err) < 0 ||
+        sms_env_long("SMSERVE_BODY_TIMEOUT_MS", 100, 3600000, &body_ms, err) < 0 ||
+        sms_env_long("SMSERVE_BODY_MIN_RATE", 1024, 1L << 34, &rate, err) < 0 ||
+        sms_env_long("SMSERVE_BODY_BUDGET_BYTES", 65536, 1L << 40, &budget, err) < 0 ||
+        sms_env_long("SMSERVE_DRAIN_TIMEOUT_MS", 0, 600000, &drain_ms, err) < 0 ||
         sms_env_bool("SMSERVE_ALLOW_NEWER", &cfg->allow_newer, err) < 0 ||
         sms_env_bool("SMSERVE_METRICS", &cfg->metrics, err) < 0)
         return -1;
@@ -42,6 +83,19 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
     /* Connections are not workers: idle keep-alive clients hold a thread
      * each, so there are always more connection threads than workers. */
     cfg->connections = (int)(conns > workers + 8 ? conns : workers + 8);
+    cfg->header_timeout_ms = (int)header_ms;
+    cfg->keepalive_timeout_ms = (int)keepalive_ms;
+    cfg->body_timeout_ms = (int)body_ms;
+    cfg->body_min_rate = rate;
+    cfg->drain_timeout_ms = (int)drain_ms;
+    cfg->body_budget = budget > 0 ? (size_t)budget : default_body_budget();
+    if (cfg->body_budget < 2 * cfg->max_content_length && budget == 0)
+        cfg->body_budget = 2 * cfg->max_content_length;
+    if (cfg->body_budget < cfg->max_content_length)
+        return sms_error_set(err, 500,
+                             "invalid SMSERVE_BODY_BUDGET_BYTES=%zu: below MAX_CONTENT_LENGTH "
+                             "(%zu), so the largest request could never be read",
+                             cfg->body_budget, cfg->max_content_length);
 
     cfg->native_engine = true;
     const char *engine = getenv("SMSERVE_ENGINE");

@@ -138,18 +138,23 @@ static int cmd_serve(void)
     if (metrics && capture)
         sms_metrics_set_capture_source(metrics, read_capture_counts, capture);
 
-    sms_http_t *http;
-    if (sms_http_start(&cfg, metrics, capture, &http, &err) < 0) {
-        sms_log("%s", err.msg);
-        return EXIT_CONFIG;
-    }
-    sms_log("listening on port %d (%d workers, %d connections); loading %s", cfg.port, cfg.workers,
-            cfg.connections, cfg.model_dir);
-
+    /* The checks read the files' headers and take milliseconds: a refused
+     * artifact is reported before the connection threads start. Loading
+     * (and compiling the native evaluator) can take longer, so the port is
+     * bound first and /ping answers 503 meanwhile. */
     sms_version_t rt = sms_model_runtime_version();
     sms_artifact_set_t set;
     int rc = sms_artifacts_scan(cfg.model_dir, rt, cfg.allow_newer, &set);
     sms_artifacts_report(&set, rt, stdout);
+    sms_http_t *http = NULL;
+    if (rc == 0) {
+        if (sms_http_start(&cfg, metrics, capture, &http, &err) < 0) {
+            sms_log("%s", err.msg);
+            return EXIT_CONFIG;
+        }
+        sms_log("listening on port %d (%d workers, %d connections); loading %s", cfg.port,
+                cfg.workers, cfg.connections, cfg.model_dir);
+    }
     sms_model_t *model = NULL;
     if (rc == 0) {
         sms_diag_t diag = {0};

@@ -96,6 +96,14 @@ void sms_model_thread_cleanup(void)
     sms_matrix_free(&thread_work);
 }
 
+void sms_model_thread_trim(size_t keep)
+{
+    sms_matrix_trim(&thread_zeros, keep);
+    sms_matrix_trim(&thread_finished, keep);
+    sms_matrix_trim(&thread_scratch, keep);
+    sms_matrix_trim(&thread_work, keep);
+}
+
 static void diag_load(sms_diag_t *d, const char *name, const char *fmt, const char *detail)
 {
     snprintf(d->check, sizeof d->check, "load");

@@ -220,55 +220,16 @@ static int flushed_counts(const char *log, unsigned long long *written, unsigned
 
 /* ------------------------------------------------------- keep-alive client */
 
-typedef struct ka {
-    int fd;
-    char *buf;
-    size_t len, cap;
-} ka_t;
+typedef tu_conn_t ka_t;
 
 static int ka_open(ka_t *k, int port)
 {
-    memset(k, 0, sizeof *k);
-    k->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (k->fd < 0)
+    if (tu_conn_open(k, port) != 0)
         return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(k->fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(k->fd);
-        k->fd = -1;
-        return -1;
-    }
     struct timeval tv = {.tv_sec = 20};
     setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int one = 1;
     setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    k->cap = 65536;
-    k->buf = malloc(k->cap + 1);
-    return k->buf ? 0 : -1;
-}
-
-static void ka_close(ka_t *k)
-{
-    if (k->fd >= 0)
-        close(k->fd);
-    free(k->buf);
-    memset(k, 0, sizeof *k);
-    k->fd = -1;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
     return 0;
 }
 
@@ -283,7 +244,7 @@ static int ka_post(ka_t *k, const char *content_type, const char *body, size_t l
                       "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
                       "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
                       content_type, len);
-    if (send_all(k->fd, head, (size_t)hn) < 0 || send_all(k->fd, body, len) < 0)
+    if (tu_send_all(k->fd, head, (size_t)hn) < 0 || tu_send_all(k->fd, body, len) < 0)
         return -1;
     char *hdr_end = NULL;
     size_t need = 0;
@@ -360,12 +321,12 @@ static void *load_worker(void *arg)
             if (job->failed++ == 0)
                 snprintf(job->first, sizeof job->first, "request %d: rc %d, status %d", i, rc,
                          status);
-            ka_close(&k);
+            tu_conn_close(&k);
             open = false;
         }
     }
     if (open)
-        ka_close(&k);
+        tu_conn_close(&k);
     return NULL;
 }
 

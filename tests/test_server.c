@@ -306,39 +306,6 @@ static void free_lines(char **lines, size_t n)
     free(lines);
 }
 
-static void dump_log(const tu_server_t *s)
-{
-    char *log = tu_read_file(s->log_path, NULL);
-    fprintf(stderr, "---- smserve log (%s) ----\n%s\n----\n", s->log_path, log ? log : "");
-    free(log);
-}
-
-static int start_server(tu_server_t *s, const char *dir, const char *const *env)
-{
-    if (tu_server_start(s, dir, env, 1) != 0) {
-        CHECK(0, "smserve did not become ready on %s", dir);
-        dump_log(s);
-        return -1;
-    }
-    return 0;
-}
-
-static void stop_server(tu_server_t *s, const char *what)
-{
-    int alive = s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == 0;
-    CHECK(alive, "%s: server died before the end of the test", what);
-    if (!alive) {
-        dump_log(s);
-        s->pid = 0;
-        return;
-    }
-    int rc = tu_server_stop(s);
-    CHECK(rc == 0, "%s: SIGTERM: exit status %d, want 0", what, rc);
-    if (rc != 0)
-        dump_log(s);
-    unlink(s->log_path);
-}
-
 /* -------------------------------------------------------------- serve cases */
 
 /* Starts a server on model_dir with env, and checks every request form
@@ -349,7 +316,7 @@ static void serve_requests(const char *what, const char *model_dir, const char *
 {
     const table_t *want = want_table;
     tu_server_t s;
-    if (start_server(&s, model_dir, env) == 0) {
+    if (tu_server_begin(&s, model_dir, env, 0) == 0) {
         char label[512];
         tu_response_t r;
         struct {
@@ -373,7 +340,7 @@ static void serve_requests(const char *what, const char *model_dir, const char *
                               reqs[i].accept && strcmp(reqs[i].accept, "application/json") == 0);
             tu_response_free(&r);
         }
-        stop_server(&s, what);
+        tu_server_finish(&s, what, 0);
     }
 }
 
@@ -762,7 +729,7 @@ static void test_sample_requests(void **state)
     assert_int_equal(want.rows, 3);
 
     tu_server_t s;
-    if (start_server(&s, dir, NULL) != 0)
+    if (tu_server_begin(&s, dir, NULL, 0) != 0)
         goto done;
     tu_response_t r;
     char label[256];
@@ -913,7 +880,7 @@ static void test_sample_requests(void **state)
 
     /* Still healthy after all that. */
     expect_status(s.port, "GET", "/ping", NULL, NULL, 200, "GET /ping at the end");
-    stop_server(&s, "sample");
+    tu_server_finish(&s, "sample", 0);
 done:
     free_lines(rows, nrows);
     table_free(&want);
@@ -927,24 +894,6 @@ done:
 }
 
 /* ------------------------------------------------------------- raw sockets */
-
-static int connect_timeout(int port, int timeout_ms)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 /* Reads until the end of a response's headers; returns the status or -1. */
 static int read_status(int fd)
@@ -967,12 +916,6 @@ static int read_status(int fd)
     return status;
 }
 
-static int send_str(int fd, const char *s)
-{
-    size_t n = strlen(s);
-    return send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
-}
-
 static void test_max_content_length(void **state)
 {
     (void)state;
@@ -980,7 +923,7 @@ static void test_max_content_length(void **state)
     char *dir = sample_dir();
     const char *env[] = {"MAX_CONTENT_LENGTH=1000", NULL};
     tu_server_t s;
-    if (start_server(&s, dir, env) != 0)
+    if (tu_server_begin(&s, dir, env, 0) != 0)
         goto done;
 
     /* 2000 bytes of valid rows. */
@@ -1003,11 +946,11 @@ static void test_max_content_length(void **state)
     }
 
     /* The limit is checked before reading: headers alone get the 413. */
-    int fd = connect_timeout(s.port, (int)(3000 * tu_slow_factor()));
+    int fd = tu_connect(s.port, 3.0 * tu_slow_factor());
     CHECK(fd >= 0, "connect failed");
     if (fd >= 0) {
-        send_str(fd, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                     "Content-Length: 2000\r\n\r\n");
+        tu_send_str(fd, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                        "Content-Length: 2000\r\n\r\n");
         int st = read_status(fd);
         CHECK(st == 413,
               "Content-Length 2000 over MAX_CONTENT_LENGTH=1000, body not sent: status %d, "
@@ -1023,7 +966,7 @@ static void test_max_content_length(void **state)
               r.status, r.body);
         tu_response_free(&r);
     }
-    stop_server(&s, "max content length");
+    tu_server_finish(&s, "max content length", 0);
 done:
     free(dir);
     tu_checks_end();
@@ -1118,7 +1061,7 @@ static void test_hostile_bodies(void **state)
     table_t want;
     load_expected(exp_path, &want);
     tu_server_t s;
-    if (start_server(&s, dir, NULL) != 0)
+    if (tu_server_begin(&s, dir, NULL, 0) != 0)
         goto done;
     size_t cap = 65536;
     char *buf = malloc(cap);
@@ -1133,7 +1076,7 @@ static void test_hostile_bodies(void **state)
         int status = rc == 0 ? r.status : -1;
         if (rc == 0)
             tu_response_free(&r);
-        int alive = waitpid(s.pid, NULL, WNOHANG) == 0;
+        int alive = tu_server_alive(&s);
         int ping = -1;
         if (alive && tu_http(s.port, "GET", "/ping", NULL, NULL, 0, &r) == 0) {
             ping = r.status;
@@ -1150,7 +1093,7 @@ static void test_hostile_bodies(void **state)
                   i, len, ct, saved, status, alive ? "alive" : "DEAD", ping);
         }
         if (!alive) {
-            dump_log(&s);
+            tu_dump_log(&s, 0);
             s.pid = 0;
             break;
         }
@@ -1164,7 +1107,7 @@ static void test_hostile_bodies(void **state)
         } else {
             CHECK(0, "valid request after hostile bodies: no response");
         }
-        stop_server(&s, "hostile bodies");
+        tu_server_finish(&s, "hostile bodies", 0);
     }
 done:
     table_free(&want);
@@ -1235,7 +1178,7 @@ static void test_concurrent_predictions(void **state)
         load_expected(exp_path, &want);
         const char *env[] = {"SAGEMAKER_MODEL_SERVER_WORKERS=3", NULL};
         tu_server_t s;
-        if (start_server(&s, dir, env) == 0) {
+        if (tu_server_begin(&s, dir, env, 0) == 0) {
             enum { THREADS = 6 };
             pthread_t th[THREADS];
             conc_job_t jobs[THREADS];
@@ -1254,7 +1197,7 @@ static void test_concurrent_predictions(void **state)
                 CHECK(jobs[t].bad == 0, "%s: client %d: %d of %d answers wrong; first: %s",
                       cases[c], t, jobs[t].bad, jobs[t].requests, jobs[t].first);
             }
-            stop_server(&s, cases[c]);
+            tu_server_finish(&s, cases[c], 0);
         }
         table_free(&want);
         free(csv);
@@ -1276,19 +1219,19 @@ static void test_idle_connections(void **state)
     char *dir = sample_dir();
     const char *env[] = {"SAGEMAKER_MODEL_SERVER_WORKERS=2", NULL};
     tu_server_t s;
-    if (start_server(&s, dir, env) != 0)
+    if (tu_server_begin(&s, dir, env, 0) != 0)
         goto done;
     enum { IDLE = 70 };
     int fds[IDLE];
     int opened = 0;
     for (int i = 0; i < IDLE; i++) {
-        fds[i] = connect_timeout(s.port, 3000);
+        fds[i] = tu_connect(s.port, 3.0);
         if (fds[i] < 0)
             continue;
         opened++;
         if (i % 2 == 0) {
             /* One keep-alive /ping, answered, then the connection is left open. */
-            send_str(fds[i], "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+            tu_send_str(fds[i], "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
             int st = read_status(fds[i]);
             CHECK(st == 200, "idle connection %d: keep-alive /ping status %d", i, st);
         }
@@ -1297,10 +1240,10 @@ static void test_idle_connections(void **state)
 
     double limit = 2.0 * tu_slow_factor();
     double t0 = tu_now_s();
-    int fd = connect_timeout(s.port, (int)(limit * 1000));
+    int fd = tu_connect(s.port, limit);
     int st = -1;
     if (fd >= 0) {
-        send_str(fd, "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        tu_send_str(fd, "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         st = read_status(fd);
         close(fd);
     }
@@ -1324,7 +1267,7 @@ static void test_idle_connections(void **state)
     for (int i = 0; i < IDLE; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    stop_server(&s, "idle connections");
+    tu_server_finish(&s, "idle connections", 0);
 done:
     free(dir);
     tu_checks_end();
@@ -1337,23 +1280,15 @@ static void test_sigterm(void **state)
     tu_checks_begin();
     char *dir = sample_dir();
     tu_server_t s;
-    if (start_server(&s, dir, NULL) == 0) {
+    if (tu_server_begin(&s, dir, NULL, 0) == 0) {
         tu_response_t r;
         if (post(s.port, "text/csv", NULL, "35,72.5,0.21,5,0,8.5,12,1\n", 26, &r) == 0) {
             CHECK(r.status == 200, "status %d", r.status);
             tu_response_free(&r);
         }
-        int alive = waitpid(s.pid, NULL, WNOHANG) == 0;
-        CHECK(alive, "server died");
-        if (alive) {
-            double t0 = tu_now_s();
-            int rc = tu_server_stop(&s);
-            CHECK(rc == 0, "SIGTERM: exit status %d, want 0", rc);
+        double t0 = tu_now_s();
+        if (tu_server_finish(&s, "sigterm", 0))
             CHECK(tu_now_s() - t0 < 5.0, "SIGTERM: took %.2f s to exit", tu_now_s() - t0);
-            if (rc != 0)
-                dump_log(&s);
-            unlink(s.log_path);
-        }
     }
     free(dir);
     tu_checks_end();

@@ -240,18 +240,58 @@ int tu_free_port(void)
     return ntohs(a.sin_port);
 }
 
-static int connect_port(int port)
+int tu_connect(int port, double timeout_s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    if (timeout_s > 0) {
+        long us = (long)(timeout_s * 1e6);
+        struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* bounds connect(2) too */
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        int e = errno;
         close(fd);
+        errno = e;
         return -1;
     }
+    return fd;
+}
+
+int tu_conn_open(tu_conn_t *c, int port)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = tu_connect(port, 0);
+    if (c->fd < 0)
+        return -1;
+    c->cap = 65536;
+    c->buf = malloc(c->cap + 1);
+    if (!c->buf) {
+        tu_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+void tu_conn_close(tu_conn_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->buf);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+static int connect_port(int port)
+{
+    int fd = tu_connect(port, 0);
+    if (fd < 0)
+        return -1;
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
@@ -351,16 +391,70 @@ int tu_server_stop(tu_server_t *s)
     return -1;
 }
 
-static int send_all(int fd, const char *p, size_t n)
+bool tu_server_alive(const tu_server_t *s)
 {
+    return s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == 0;
+}
+
+void tu_dump_log(const tu_server_t *s, size_t tail)
+{
+    size_t len = 0;
+    char *log = tu_read_file(s->log_path, &len);
+    bool cut = log && tail && len > tail;
+    fprintf(stderr, "---- smserve log (%s, %s%zu bytes) ----\n%s\n----\n", s->log_path,
+            cut ? "the last " : "", cut ? tail : len, cut ? log + len - tail : log ? log : "");
+    free(log);
+}
+
+int tu_server_begin(tu_server_t *s, const char *model_dir, const char *const *extra_env,
+                    size_t log_tail)
+{
+    if (tu_server_start(s, model_dir, extra_env, 1) == 0)
+        return 0;
+    char env[512] = "";
+    size_t n = 0;
+    for (size_t i = 0; extra_env && extra_env[i] && n < sizeof env; i++)
+        n += (size_t)snprintf(env + n, sizeof env - n, " %s", extra_env[i]);
+    CHECK(0, "smserve did not become ready on %s (env:%s)", model_dir, env[0] ? env : " -");
+    tu_dump_log(s, log_tail);
+    return -1;
+}
+
+bool tu_server_finish(tu_server_t *s, const char *what, size_t log_tail)
+{
+    bool alive = tu_server_alive(s);
+    CHECK(alive, "%s: server died before the end of the test", what);
+    if (!alive) {
+        tu_dump_log(s, log_tail);
+        s->pid = 0;
+        return false;
+    }
+    int rc = tu_server_stop(s);
+    CHECK(rc == 0, "%s: SIGTERM: exit status %d, want 0", what, rc);
+    if (rc != 0 || tu_failures)
+        tu_dump_log(s, log_tail);
+    unlink(s->log_path);
+    return true;
+}
+
+int tu_send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
     while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             return -1;
-        p += w;
+        c += w;
         n -= (size_t)w;
     }
     return 0;
+}
+
+int tu_send_str(int fd, const char *s)
+{
+    return tu_send_all(fd, s, strlen(s));
 }
 
 int tu_http(int port, const char *method, const char *path, const char *headers, const char *body,
@@ -386,10 +480,10 @@ int tu_http(int port, const char *method, const char *path, const char *headers,
     }
     /* A server may answer (413) and close before reading a large body, so a
      * failed body send is not yet a failure: the response decides. */
-    int rc = send_all(fd, req, (size_t)n);
+    int rc = tu_send_all(fd, req, (size_t)n);
     free(req);
     if (rc == 0 && body)
-        send_all(fd, body, body_len);
+        tu_send_all(fd, body, body_len);
 
     size_t cap = 65536, len = 0;
     char *raw = malloc(cap + 1);

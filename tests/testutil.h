@@ -91,6 +91,20 @@ int tu_server_start(tu_server_t *s, const char *model_dir, const char *const *ex
 /* SIGTERM, then waits up to 10 s; returns the exit status (or -1 if it had
  * to be killed or died on a signal). */
 int tu_server_stop(tu_server_t *s);
+/* Whether s's process is still running. */
+bool tu_server_alive(const tu_server_t *s);
+/* Prints s's log to stderr: its last `tail` bytes, or all of it (tail 0). */
+void tu_dump_log(const tu_server_t *s, size_t tail);
+/* tu_server_start waiting for /ping, as a soft CHECK: 0, or -1 after a
+ * failed CHECK with the log printed (tu_dump_log, log_tail). */
+int tu_server_begin(tu_server_t *s, const char *model_dir, const char *const *extra_env,
+                    size_t log_tail);
+/* Ends a test's server with soft CHECKs, `what` heading their messages: it
+ * is still running, and SIGTERM makes it exit with status 0. Prints its log
+ * (log_tail) when either fails or the test has failed checks already;
+ * removes the log file unless the server had died. Returns whether it was
+ * still running. */
+bool tu_server_finish(tu_server_t *s, const char *what, size_t log_tail);
 
 typedef struct tu_response {
     int status;
@@ -117,6 +131,29 @@ int tu_run_timed(const char *const *argv, const char *const *extra_env, double t
                  char **output, double *elapsed_s);
 /* tu_run_timed without a deadline; every failure is -1. */
 int tu_run(const char *const *argv, const char *const *extra_env, char **output);
+
+/* A new TCP connection to 127.0.0.1:port (close-on-exec): the fd, or -1
+ * with errno set. timeout_s > 0 bounds connect(2) and every later send and
+ * recv (SO_SNDTIMEO, SO_RCVTIMEO); otherwise they block. */
+int tu_connect(int port, double timeout_s);
+/* Sends all n bytes (no SIGPIPE): 0, or -1 when a send fails. */
+int tu_send_all(int fd, const void *p, size_t n);
+/* tu_send_all of a NUL-terminated string. */
+int tu_send_str(int fd, const char *s);
+
+/* A client connection and what it received: len bytes in buf, which has
+ * room for cap bytes and a NUL; the first off of them consumed. */
+typedef struct tu_conn {
+    int fd;
+    char *buf;
+    size_t len, cap, off;
+    int eof, reset; /* the stream ended; by an error (a reset) */
+} tu_conn_t;
+/* Opens c to 127.0.0.1:port (tu_connect, blocking) with a 64 KiB buffer:
+ * 0, or -1 with c->fd -1. */
+int tu_conn_open(tu_conn_t *c, int port);
+/* Closes and frees c; c->fd is -1 afterwards. */
+void tu_conn_close(tu_conn_t *c);
 
 /* A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
 int tu_free_port(void);

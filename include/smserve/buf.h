@@ -20,6 +20,9 @@ int sms_buf_printf(sms_buf_t *b, const char *fmt, ...) __attribute__((format(pri
 /* Keeps data NUL-terminated after every successful append. */
 void sms_buf_reset(sms_buf_t *b);
 void sms_buf_free(sms_buf_t *b);
+/* Frees the buffer when its capacity is over `keep` bytes (a burst's large
+ * buffers go back; small ones stay for the next request). */
+void sms_buf_trim(sms_buf_t *b, size_t keep);
 
 /* A row-major float matrix being filled by a decoder. */
 typedef struct sms_matrix {
@@ -33,5 +36,7 @@ typedef struct sms_matrix {
 int sms_matrix_reserve(sms_matrix_t *m, size_t n);
 void sms_matrix_reset(sms_matrix_t *m); /* rows = cols = 0, keeps capacity */
 void sms_matrix_free(sms_matrix_t *m);
+/* Frees the matrix when its capacity is over `keep` bytes. */
+void sms_matrix_trim(sms_matrix_t *m, size_t keep);
 
 #endif

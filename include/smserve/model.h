@@ -42,6 +42,8 @@ int sms_model_predict(sms_model_t *m, const float *x, size_t rows, sms_matrix_t 
 /* Releases the calling thread's proxy DMatrix (call before a worker thread
  * exits). */
 void sms_model_thread_cleanup(void);
+/* Frees the calling thread's prediction buffers that are over `keep` bytes. */
+void sms_model_thread_trim(size_t keep);
 
 /* XGBoostVersion() as an sms_version_t. */
 sms_version_t sms_model_runtime_version(void);

@@ -124,8 +124,11 @@ class Runner:
                     raise
 
     def serve_once(self, model, engine, body, port):
+        # One request per server, many servers at once: a few connection
+        # threads each, not the production 2048.
         env = dict(os.environ, SMSERVE_ENGINE=engine, SM_MODEL_DIR=model,
-                   SAGEMAKER_BIND_TO_PORT=str(port), SMSERVE_METRICS_INTERVAL="0")
+                   SAGEMAKER_BIND_TO_PORT=str(port), SMSERVE_METRICS_INTERVAL="0",
+                   SMSERVE_CONNECTIONS="16")
         with tempfile.TemporaryFile() as log:
             proc = subprocess.Popen(self.cmd + ["serve"], env=env, stdout=log, stderr=log)
             try:
