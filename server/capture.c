@@ -27,6 +27,7 @@
 #include "smserve/capture_record.h"
 #include "smserve/env.h"
 #include "smserve/log.h"
+#include "smserve/random.h"
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -234,14 +235,6 @@ static void register_atfork(void)
     pthread_atfork(NULL, NULL, forget_thread_random);
 }
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void fill_random(void *out, size_t n)
 {
     unsigned char *p = out;
@@ -262,7 +255,7 @@ static void fill_random(void *out, size_t n)
         uint64_t s = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
         s ^= atomic_fetch_add(&fallback_counter, 1) << 40 ^ (uint64_t)(uintptr_t)out;
         while (n) {
-            uint64_t x = splitmix64(&s);
+            uint64_t x = sms_splitmix64(&s);
             size_t k = n < 8 ? n : 8;
             memcpy(p, &x, k);
             p += k;
@@ -309,7 +302,7 @@ static uint64_t sample_next(void)
         fill_random(&sample_state, sizeof sample_state);
         sample_seeded = true;
     }
-    return splitmix64(&sample_state);
+    return sms_splitmix64(&sample_state);
 }
 
 /* ---- the queue and the writer --------------------------------------------- */

@@ -8,6 +8,8 @@
  * to every output. Also the objectives' base_score and output transforms
  * (linear.c uses them too). */
 #include "smserve/forest.h"
+#include "smserve/error.h"
+#include "smserve/random.h"
 #include "smserve/xjson.h"
 
 #include <float.h>
@@ -165,26 +167,7 @@ static bool is_widened(const sms_forest_t *f)
     return (2 * f->num_feature + 1) * BLOCK_ROWS <= WIDE_FLOATS;
 }
 
-static void *refuse(char *why, size_t why_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void *refuse(char *why, size_t why_size, const char *fmt, ...)
-{
-    if (why && why_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return NULL;
-}
-
 /* ---- JSON helpers --------------------------------------------------------- */
-
-static json_t *member(json_t *obj, const char *key)
-{
-    return json_is_object(obj) ? json_object_get(obj, key) : NULL;
-}
 
 /* XGBoost writes model parameters as decimal strings. */
 static int string_ulong(json_t *v, unsigned long long max, unsigned long long *out)
@@ -395,7 +378,7 @@ static int base_margins(const objective_t *kind, sms_objective_t *o, const float
         float b = base[g];
         if ((kind->check == CHECK_UNIT && !(b >= 0.0f && b <= 1.0f)) ||
             (kind->check == CHECK_POSITIVE && !(b > 0.0f))) {
-            refuse(why, why_size, "base_score %g is out of range for %s", b, kind->name);
+            sms_refuse(why, why_size, "base_score %g is out of range for %s", b, kind->name);
             return -1;
         }
         switch (kind->margin) {
@@ -422,8 +405,8 @@ static int base_margins(const objective_t *kind, sms_objective_t *o, const float
             o->base_margin[g] = softplus_inv(base[g] - base[g - 1] - RT_EPS);
     for (size_t g = 0; g < ng; g++)
         if (!isfinite(o->base_margin[g])) {
-            refuse(why, why_size, "base_score %g gives the margin %g for %s", base[g],
-                   o->base_margin[g], kind->name);
+            sms_refuse(why, why_size, "base_score %g gives the margin %g for %s", base[g],
+                       o->base_margin[g], kind->name);
             return -1;
         }
     return 0;
@@ -432,38 +415,39 @@ static int base_margins(const objective_t *kind, sms_objective_t *o, const float
 int sms_objective_read(json_t *root, bool fitted, sms_objective_t *o, char *why, size_t why_size)
 {
     memset(o, 0, sizeof *o);
-    json_t *learner = member(root, "learner");
-    json_t *mparam = member(learner, "learner_model_param");
-    json_t *objective = member(learner, "objective");
-    const char *name = json_string_value(member(objective, "name"));
+    json_t *learner = sms_xjson_member(root, "learner");
+    json_t *mparam = sms_xjson_member(learner, "learner_model_param");
+    json_t *objective = sms_xjson_member(learner, "objective");
+    const char *name = json_string_value(sms_xjson_member(objective, "name"));
     if (!mparam || !name) {
-        refuse(why, why_size, "model JSON lacks learner parameters or objective");
+        sms_refuse(why, why_size, "model JSON lacks learner parameters or objective");
         return -1;
     }
     const objective_t *kind = find_objective(name);
     if (!kind) {
-        refuse(why, why_size, "objective %s is not supported by the native evaluator", name);
+        sms_refuse(why, why_size, "objective %s is not supported by the native evaluator", name);
         return -1;
     }
     unsigned long long num_feature, num_class, num_target = 1, from_average = 1;
-    const char *base_text = json_string_value(member(mparam, "base_score"));
-    if (string_ulong(member(mparam, "num_feature"), MAX_FEATURES, &num_feature) < 0 ||
-        string_ulong(member(mparam, "num_class"), MAX_GROUPS, &num_class) < 0 || !base_text ||
-        (member(mparam, "num_target") &&
-         string_ulong(member(mparam, "num_target"), MAX_GROUPS, &num_target) < 0) ||
-        (member(mparam, "boost_from_average") &&
-         string_ulong(member(mparam, "boost_from_average"), 1, &from_average) < 0) ||
+    const char *base_text = json_string_value(sms_xjson_member(mparam, "base_score"));
+    if (string_ulong(sms_xjson_member(mparam, "num_feature"), MAX_FEATURES, &num_feature) < 0 ||
+        string_ulong(sms_xjson_member(mparam, "num_class"), MAX_GROUPS, &num_class) < 0 ||
+        !base_text ||
+        (sms_xjson_member(mparam, "num_target") &&
+         string_ulong(sms_xjson_member(mparam, "num_target"), MAX_GROUPS, &num_target) < 0) ||
+        (sms_xjson_member(mparam, "boost_from_average") &&
+         string_ulong(sms_xjson_member(mparam, "boost_from_average"), 1, &from_average) < 0) ||
         num_target == 0) {
-        refuse(why, why_size, "learner_model_param is malformed or out of bounds");
+        sms_refuse(why, why_size, "learner_model_param is malformed or out of bounds");
         return -1;
     }
     if (num_class > 1 && num_target > 1) {
-        refuse(why, why_size, "num_class %llu with num_target %llu", num_class, num_target);
+        sms_refuse(why, why_size, "num_class %llu with num_target %llu", num_class, num_target);
         return -1;
     }
     bool multi = kind->output == OUT_SOFTPROB || kind->output == OUT_SOFTMAX;
     if (multi != (num_class > 1)) {
-        refuse(why, why_size, "objective %s with num_class %llu", name, num_class);
+        sms_refuse(why, why_size, "objective %s with num_class %llu", name, num_class);
         return -1;
     }
     o->kind = kind;
@@ -474,12 +458,13 @@ int sms_objective_read(json_t *root, bool fitted, sms_objective_t *o, char *why,
     if (kind->alpha_param) {
         float alpha[MAX_GROUPS];
         long n = sms_objective_floats(
-            json_string_value(member(member(objective, kind->alpha_param), kind->alpha_key)), alpha,
-            MAX_GROUPS);
+            json_string_value(
+                sms_xjson_member(sms_xjson_member(objective, kind->alpha_param), kind->alpha_key)),
+            alpha, MAX_GROUPS);
         if (n < 1 || (size_t)n > o->num_group || o->num_group % (size_t)n != 0 ||
             (kind->output == OUT_EXPECTILE && (size_t)n != o->num_group)) {
-            refuse(why, why_size, "%s with %s that does not fit num_target %zu", name,
-                   kind->alpha_key, o->num_group);
+            sms_refuse(why, why_size, "%s with %s that does not fit num_target %zu", name,
+                       kind->alpha_key, o->num_group);
             return -1;
         }
         o->num_alpha = (size_t)n;
@@ -488,8 +473,8 @@ int sms_objective_read(json_t *root, bool fitted, sms_objective_t *o, char *why,
     float base[MAX_GROUPS];
     long count = sms_objective_floats(base_text, base, MAX_GROUPS);
     if (count < 1 || (count != 1 && (size_t)count != o->num_group)) {
-        refuse(why, why_size, "base_score \"%.60s\" is not a number or one per output (%zu)",
-               base_text, o->num_group);
+        sms_refuse(why, why_size, "base_score \"%.60s\" is not a number or one per output (%zu)",
+                   base_text, o->num_group);
         return -1;
     }
     for (size_t g = 1; g < o->num_group; g++)
@@ -733,7 +718,8 @@ static int tree_categories(sms_forest_t *f, size_t t, const tree_arrays_t *a, ui
     if (!json_is_array(a->cat_nodes) || !json_is_array(a->cat_segments) ||
         !json_is_array(a->cat_sizes) || !json_is_array(a->categories) ||
         json_array_size(a->cat_segments) != count || json_array_size(a->cat_sizes) != count) {
-        refuse(why, why_size, "tree %zu: categories_nodes, _segments and _sizes do not match", t);
+        sms_refuse(why, why_size, "tree %zu: categories_nodes, _segments and _sizes do not match",
+                   t);
         return -1;
     }
     long long previous = -1;
@@ -742,42 +728,44 @@ static int tree_categories(sms_forest_t *f, size_t t, const tree_arrays_t *a, ui
         if (int_value(json_array_get(a->cat_nodes, i), &node) < 0 ||
             int_value(json_array_get(a->cat_segments, i), &begin) < 0 ||
             int_value(json_array_get(a->cat_sizes, i), &size) < 0) {
-            refuse(why, why_size, "tree %zu: categories entry %zu is not a number", t, i);
+            sms_refuse(why, why_size, "tree %zu: categories entry %zu is not a number", t, i);
             return -1;
         }
         if (node <= previous || node < 0 || (unsigned long long)node >= a->n ||
             int_value(json_array_get(a->split_type, (size_t)node), &type) < 0 || type != 1) {
-            refuse(why, why_size,
-                   "tree %zu: categories_nodes[%zu] = %lld is not an ascending categorical node", t,
-                   i, node);
+            sms_refuse(
+                why, why_size,
+                "tree %zu: categories_nodes[%zu] = %lld is not an ascending categorical node", t, i,
+                node);
             return -1;
         }
         previous = node;
         if (begin < 0 || size < 1 || (unsigned long long)begin > num_categories ||
             (unsigned long long)size > num_categories - (unsigned long long)begin) {
-            refuse(why, why_size,
-                   "tree %zu node %lld: category segment [%lld, +%lld) is outside the %zu "
-                   "categories",
-                   t, node, begin, size, num_categories);
+            sms_refuse(why, why_size,
+                       "tree %zu node %lld: category segment [%lld, +%lld) is outside the %zu "
+                       "categories",
+                       t, node, begin, size, num_categories);
             return -1;
         }
         long long largest = 0;
         for (long long k = begin; k < begin + size; k++) {
             long long c;
             if (int_value(json_array_get(a->categories, (size_t)k), &c) < 0) {
-                refuse(why, why_size, "tree %zu node %lld: a category is not an integer", t, node);
+                sms_refuse(why, why_size, "tree %zu node %lld: a category is not an integer", t,
+                           node);
                 return -1;
             }
             if (c < 0 || c >= MAX_CATEGORY) {
-                refuse(why, why_size, "tree %zu node %lld: category %lld is outside [0, %d)", t,
-                       node, c, MAX_CATEGORY);
+                sms_refuse(why, why_size, "tree %zu node %lld: category %lld is outside [0, %d)", t,
+                           node, c, MAX_CATEGORY);
                 return -1;
             }
             largest = c > largest ? c : largest;
         }
         uint32_t words = (uint32_t)(largest / 32 + 1);
         if (words > MAX_CAT_WORDS - f->num_cat_words) {
-            refuse(why, why_size, "the category sets need more than %u words", MAX_CAT_WORDS);
+            sms_refuse(why, why_size, "the category sets need more than %u words", MAX_CAT_WORDS);
             return -1;
         }
         if (grow((void **)&f->cat_sets, &f->cat_sets_cap, f->num_cat_sets + 1,
@@ -825,7 +813,8 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
             int_value(json_array_get(a->default_left, old), &default_left) < 0 ||
             (a->split_type && int_value(json_array_get(a->split_type, old), &split_type) < 0) ||
             !sms_xjson_number(json_array_get(a->cond, old), NULL)) {
-            refuse(why, why_size, "tree %zu node %zu: a field is missing or not a number", t, old);
+            sms_refuse(why, why_size, "tree %zu node %zu: a field is missing or not a number", t,
+                       old);
             return -1;
         }
         if (dart)
@@ -838,8 +827,8 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
                 /* 3.2+: a vector leaf's right child indexes leaf_weights. */
                 size_t available = json_array_size(a->leaf_weights) / K;
                 if (right < 0 || (unsigned long long)right >= available) {
-                    refuse(why, why_size, "tree %zu node %zu: leaf %lld of %zu in leaf_weights", t,
-                           old, right, available);
+                    sms_refuse(why, why_size, "tree %zu node %zu: leaf %lld of %zu in leaf_weights",
+                               t, old, right, available);
                     return -1;
                 }
                 size_t at = f->num_leaf_values;
@@ -847,8 +836,8 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
                     float v;
                     if (float_value(json_array_get(a->leaf_weights, (size_t)right * K + k), &v) <
                         0) {
-                        refuse(why, why_size, "tree %zu leaf %lld: value %zu is not a number", t,
-                               right, k);
+                        sms_refuse(why, why_size, "tree %zu leaf %lld: value %zu is not a number",
+                                   t, right, k);
                         return -1;
                     }
                     f->leaf_values[at + k] = dart ? dart_product(v, weight) : v;
@@ -863,11 +852,11 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
             }
             float v;
             if (right != -1) {
-                refuse(why, why_size, "tree %zu node %zu: a leaf with a right child", t, old);
+                sms_refuse(why, why_size, "tree %zu node %zu: a leaf with a right child", t, old);
                 return -1;
             }
             if (float_value(json_array_get(a->cond, old), &v) < 0) {
-                refuse(why, why_size, "tree %zu node %zu: leaf value is not a number", t, old);
+                sms_refuse(why, why_size, "tree %zu node %zu: leaf value is not a number", t, old);
                 return -1;
             }
             if (dart) {
@@ -880,25 +869,26 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
         /* XGBoost allocates a node's children together and walks to
          * left + (0 or 1); anything else is not its output. */
         if (left <= 0 || (size_t)left + 1 >= n || right != left + 1) {
-            refuse(why, why_size, "tree %zu node %zu: child indices %lld, %lld are invalid", t, old,
-                   left, right);
+            sms_refuse(why, why_size, "tree %zu node %zu: child indices %lld, %lld are invalid", t,
+                       old, left, right);
             return -1;
         }
         if (seen[left] || seen[left + 1]) {
-            refuse(why, why_size, "tree %zu node %zu: a node is reached twice (cycle)", t, old);
+            sms_refuse(why, why_size, "tree %zu node %zu: a node is reached twice (cycle)", t, old);
             return -1;
         }
         if (feature < 0 || (unsigned long long)feature >= f->num_feature) {
-            refuse(why, why_size, "tree %zu node %zu: split on feature %lld of %zu", t, old,
-                   feature, f->num_feature);
+            sms_refuse(why, why_size, "tree %zu node %zu: split on feature %lld of %zu", t, old,
+                       feature, f->num_feature);
             return -1;
         }
         if (level[q] + 1 > MAX_DEPTH) {
-            refuse(why, why_size, "tree %zu is deeper than %d", t, MAX_DEPTH);
+            sms_refuse(why, why_size, "tree %zu is deeper than %d", t, MAX_DEPTH);
             return -1;
         }
         if (default_left != 0 && default_left != 1) {
-            refuse(why, why_size, "tree %zu node %zu: default_left is %lld", t, old, default_left);
+            sms_refuse(why, why_size, "tree %zu node %zu: default_left is %lld", t, old,
+                       default_left);
             return -1;
         }
         float cond = 0.0f;
@@ -907,8 +897,8 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
             /* A categorical split: its split_condition is meaningless (NaN
              * or 1e-45 as XGBoost writes it). */
             if (!cat_of[old]) {
-                refuse(why, why_size, "tree %zu node %zu: a categorical split without categories",
-                       t, old);
+                sms_refuse(why, why_size,
+                           "tree %zu node %zu: a categorical split without categories", t, old);
                 return -1;
             }
             const cat_set_t *s = &f->cat_sets[cat_of[old] - 1];
@@ -926,10 +916,10 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
             }
             f->num_categorical++;
         } else if (split_type != 0) {
-            refuse(why, why_size, "tree %zu node %zu: split_type %lld", t, old, split_type);
+            sms_refuse(why, why_size, "tree %zu node %zu: split_type %lld", t, old, split_type);
             return -1;
         } else if (float_value(json_array_get(a->cond, old), &cond) < 0) {
-            refuse(why, why_size, "tree %zu node %zu: split condition is not a number", t, old);
+            sms_refuse(why, why_size, "tree %zu node %zu: split condition is not a number", t, old);
             return -1;
         }
         seen[left] = seen[left + 1] = 1;
@@ -1025,24 +1015,24 @@ static void make_complete(sms_forest_t *f)
 static int tree_arrays(json_t *tree, tree_arrays_t *a)
 {
     unsigned long long n, leaf_size = 1;
-    json_t *param = member(tree, "tree_param");
-    json_t *leaf_vector = member(param, "size_leaf_vector");
-    if (string_ulong(member(param, "num_nodes"), MAX_NODES, &n) < 0 || n == 0 ||
+    json_t *param = sms_xjson_member(tree, "tree_param");
+    json_t *leaf_vector = sms_xjson_member(param, "size_leaf_vector");
+    if (string_ulong(sms_xjson_member(param, "num_nodes"), MAX_NODES, &n) < 0 || n == 0 ||
         (leaf_vector && string_ulong(leaf_vector, MAX_GROUPS, &leaf_size) < 0))
         return -1;
     a->n = (size_t)n;
     a->leaf_size = leaf_size ? (size_t)leaf_size : 1;
-    a->left = member(tree, "left_children");
-    a->right = member(tree, "right_children");
-    a->feature = member(tree, "split_indices");
-    a->cond = member(tree, "split_conditions");
-    a->default_left = member(tree, "default_left");
-    a->split_type = member(tree, "split_type");
-    a->cat_nodes = member(tree, "categories_nodes");
-    a->cat_segments = member(tree, "categories_segments");
-    a->cat_sizes = member(tree, "categories_sizes");
-    a->categories = member(tree, "categories");
-    a->leaf_weights = member(tree, "leaf_weights");
+    a->left = sms_xjson_member(tree, "left_children");
+    a->right = sms_xjson_member(tree, "right_children");
+    a->feature = sms_xjson_member(tree, "split_indices");
+    a->cond = sms_xjson_member(tree, "split_conditions");
+    a->default_left = sms_xjson_member(tree, "default_left");
+    a->split_type = sms_xjson_member(tree, "split_type");
+    a->cat_nodes = sms_xjson_member(tree, "categories_nodes");
+    a->cat_segments = sms_xjson_member(tree, "categories_segments");
+    a->cat_sizes = sms_xjson_member(tree, "categories_sizes");
+    a->categories = sms_xjson_member(tree, "categories");
+    a->leaf_weights = sms_xjson_member(tree, "leaf_weights");
     json_t *arrays[] = {a->left, a->right, a->feature, a->cond, a->default_left};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         if (!json_is_array(arrays[i]) || json_array_size(arrays[i]) != a->n)
@@ -1072,17 +1062,17 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     char perr[160];
     json_t *root = sms_xjson_parse(json, len, perr, sizeof perr);
     if (!root)
-        return refuse(why, why_size, "model JSON does not parse: %s", perr);
+        return sms_refuse(why, why_size, "model JSON does not parse: %s", perr);
     sms_forest_t *f = NULL;
     uint32_t *queue = NULL, *cat_of = NULL;
     uint16_t *level = NULL;
     unsigned char *seen = NULL;
     tree_arrays_t *arrays = NULL;
 
-    json_t *booster = member(member(root, "learner"), "gradient_booster");
-    const char *booster_name = json_string_value(member(booster, "name"));
+    json_t *booster = sms_xjson_member(sms_xjson_member(root, "learner"), "gradient_booster");
+    const char *booster_name = json_string_value(sms_xjson_member(booster, "name"));
     if (!booster_name) {
-        refuse(why, why_size, "model JSON lacks the booster");
+        sms_refuse(why, why_size, "model JSON lacks the booster");
         goto fail;
     }
     /* 3.4 saves dart as gbtree with "weight_drop" beside the trees; older
@@ -1090,29 +1080,29 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
      * A booster-level weight_drop wins, as in GBTree::LoadModel. */
     json_t *model;
     if (!strcmp(booster_name, "dart"))
-        model = member(member(booster, "gbtree"), "model");
+        model = sms_xjson_member(sms_xjson_member(booster, "gbtree"), "model");
     else if (!strcmp(booster_name, "gbtree"))
-        model = member(booster, "model");
+        model = sms_xjson_member(booster, "model");
     else {
-        refuse(why, why_size, "booster %s is not supported by the native tree evaluator",
-               booster_name);
+        sms_refuse(why, why_size, "booster %s is not supported by the native tree evaluator",
+                   booster_name);
         goto fail;
     }
-    json_t *trees = member(model, "trees");
-    json_t *tree_info = member(model, "tree_info");
-    json_t *weights = member(booster, "weight_drop");
+    json_t *trees = sms_xjson_member(model, "trees");
+    json_t *tree_info = sms_xjson_member(model, "tree_info");
+    json_t *weights = sms_xjson_member(booster, "weight_drop");
     if (!weights)
-        weights = member(model, "weight_drop");
+        weights = sms_xjson_member(model, "weight_drop");
     bool dart = weights != NULL;
-    json_t *gparam = member(model, "gbtree_model_param");
+    json_t *gparam = sms_xjson_member(model, "gbtree_model_param");
     unsigned long long declared_trees;
     if (!json_is_array(trees) || !json_is_array(tree_info) ||
         json_array_size(tree_info) != json_array_size(trees) ||
         (dart && (!json_is_array(weights) || json_array_size(weights) != json_array_size(trees))) ||
-        string_ulong(member(gparam, "num_trees"), SIZE_MAX, &declared_trees) < 0 ||
+        string_ulong(sms_xjson_member(gparam, "num_trees"), SIZE_MAX, &declared_trees) < 0 ||
         declared_trees != json_array_size(trees)) {
-        refuse(why, why_size, "the booster's trees, tree_info%s do not match",
-               dart ? ", weight_drop" : "");
+        sms_refuse(why, why_size, "the booster's trees, tree_info%s do not match",
+                   dart ? ", weight_drop" : "");
         goto fail;
     }
     size_t num_trees = json_array_size(trees);
@@ -1139,31 +1129,32 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
         tree_arrays_t *a = &arrays[t];
         int rc = tree_arrays(json_array_get(trees, t), a);
         if (rc == -2) {
-            refuse(why, why_size,
-                   "tree %zu has vector leaves without leaf_weights (as XGBoost 2.0-3.1 saved "
-                   "them)",
-                   t);
+            sms_refuse(why, why_size,
+                       "tree %zu has vector leaves without leaf_weights (as XGBoost 2.0-3.1 saved "
+                       "them)",
+                       t);
             goto fail;
         }
         long long g;
         if (rc < 0 || int_value(json_array_get(tree_info, t), &g) < 0 || g < 0 ||
             (unsigned long long)g >= f->num_group ||
             !json_is_integer(json_array_get(tree_info, t))) {
-            refuse(why, why_size, "tree %zu is malformed (arrays, sizes or output group)", t);
+            sms_refuse(why, why_size, "tree %zu is malformed (arrays, sizes or output group)", t);
             goto fail;
         }
         if (t == 0)
             f->leaf_size = a->leaf_size;
         if (a->leaf_size != f->leaf_size ||
             (a->leaf_size > 1 && (a->leaf_size != f->num_group || f->obj.multiclass))) {
-            refuse(why, why_size,
-                   "tree %zu has %zu values per leaf, the model %zu outputs%s (tree 0: %zu)", t,
-                   a->leaf_size, f->num_group, f->obj.multiclass ? " (classes)" : "", f->leaf_size);
+            sms_refuse(why, why_size,
+                       "tree %zu has %zu values per leaf, the model %zu outputs%s (tree 0: %zu)", t,
+                       a->leaf_size, f->num_group, f->obj.multiclass ? " (classes)" : "",
+                       f->leaf_size);
             goto fail;
         }
         f->group[t] = (uint32_t)g;
         if (a->n > MAX_NODES - total) {
-            refuse(why, why_size, "the model has more than %u nodes", MAX_NODES);
+            sms_refuse(why, why_size, "the model has more than %u nodes", MAX_NODES);
             goto fail;
         }
         total += a->n;
@@ -1171,7 +1162,8 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
             widest = a->n;
         if (a->leaf_size > 1) {
             if (a->leaves > (MAX_LEAF_VALUES - leaf_values) / a->leaf_size) {
-                refuse(why, why_size, "the model has more than %u leaf values", MAX_LEAF_VALUES);
+                sms_refuse(why, why_size, "the model has more than %u leaf values",
+                           MAX_LEAF_VALUES);
                 goto fail;
             }
             leaf_values += a->leaves * a->leaf_size;
@@ -1204,7 +1196,7 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     for (size_t t = 0; t < num_trees; t++) {
         float w = 1.0f;
         if (dart && float_value(json_array_get(weights, t), &w) < 0) {
-            refuse(why, why_size, "weight_drop[%zu] is not a float", t);
+            sms_refuse(why, why_size, "weight_drop[%zu] is not a float", t);
             goto fail;
         }
         if (dart)
@@ -1227,7 +1219,7 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     json_decref(root);
     return f;
 oom:
-    refuse(why, why_size, "out of memory compiling the model");
+    sms_refuse(why, why_size, "out of memory compiling the model");
 fail:
     free(arrays);
     free(queue);
@@ -1872,19 +1864,10 @@ void sms_forest_predict(const sms_forest_t *f, const float *x, size_t rows, floa
 
 /* ---- parity probe --------------------------------------------------------- */
 
-/* splitmix64: small, seedable, and the same on every platform. */
-static uint64_t next_random(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [lo, hi]. */
 static float uniform(uint64_t *s, float lo, float hi)
 {
-    double u = (double)(next_random(s) >> 11) * (1.0 / 9007199254740992.0);
+    double u = sms_splitmix64_unit(s);
     return (float)(lo + (hi - lo) * u);
 }
 
@@ -1893,29 +1876,29 @@ static float uniform(uint64_t *s, float lo, float hi)
  * past the bitsets' capacity, at the capacity's edge, negative, or huge. */
 static float category_value(uint64_t *s, const float *c, size_t m, uint32_t cap)
 {
-    float at = c[next_random(s) % m];
-    switch (next_random(s) % 10) {
+    float at = c[sms_splitmix64(s) % m];
+    switch (sms_splitmix64(s) % 10) {
     case 0:
     case 1:
     case 2:
         return at;
     case 3:
-        return at + (next_random(s) % 2 ? 0.5f : 0.99f);
+        return at + (sms_splitmix64(s) % 2 ? 0.5f : 0.99f);
     case 4:
         return at - 0.25f; /* the category below, or -0.25 for 0 */
     case 5:
         return at + 1.0f;
     case 6:
-        return (float)(next_random(s) % (cap + 3));
+        return (float)(sms_splitmix64(s) % (cap + 3));
     case 7:
-        return (float)cap - 1.0f + (float)(next_random(s) % 3);
+        return (float)cap - 1.0f + (float)(sms_splitmix64(s) % 3);
     case 8: {
         static const float negative[] = {-1.0f, -0.0f, -0.5f, -2.0f};
-        return negative[next_random(s) % 4];
+        return negative[sms_splitmix64(s) % 4];
     }
     default: {
         static const float huge[] = {16777215.0f, 16777216.0f, 16777218.0f, 1e30f};
-        return huge[next_random(s) % 4];
+        return huge[sms_splitmix64(s) % 4];
     }
     }
 }
@@ -1930,7 +1913,7 @@ void sms_forest_probe(const sms_forest_t *f, unsigned seed, size_t rows, float *
             const float *c = f->categories + f->category_start[j];
             size_t m = f->category_start[j + 1] - f->category_start[j];
             float *v = &out[r * f->num_feature + j];
-            unsigned pick = (unsigned)(next_random(&s) % 100);
+            unsigned pick = (unsigned)(sms_splitmix64(&s) % 100);
             if (pick < 12) {
                 *v = NAN;
             } else if (pick < 14) {
@@ -1940,7 +1923,7 @@ void sms_forest_probe(const sms_forest_t *f, unsigned seed, size_t rows, float *
             } else if (n == 0) {
                 *v = uniform(&s, -1.0f, 1.0f);
             } else {
-                float at = t[next_random(&s) % n];
+                float at = t[sms_splitmix64(&s) % n];
                 if (pick < 40)
                     *v = at;
                 else if (pick < 55)

@@ -7,7 +7,9 @@
  * reorders long sums (bench_engine measures how far it lands), so the sums
  * are written out here, rows side by side. */
 #include "smserve/linear.h"
+#include "smserve/error.h"
 #include "smserve/forest.h"
+#include "smserve/random.h"
 #include "smserve/xjson.h"
 
 #include <jansson.h>
@@ -45,25 +47,6 @@ struct sms_linear {
     bool fused;
 };
 
-static void *refuse(char *why, size_t why_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void *refuse(char *why, size_t why_size, const char *fmt, ...)
-{
-    if (why && why_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return NULL;
-}
-
-static json_t *member(json_t *obj, const char *key)
-{
-    return json_is_object(obj) ? json_object_get(obj, key) : NULL;
-}
-
 sms_linear_t *sms_linear_compile(const char *json, size_t len, char *why, size_t why_size)
 {
     if (why && why_size)
@@ -71,19 +54,19 @@ sms_linear_t *sms_linear_compile(const char *json, size_t len, char *why, size_t
     char perr[160];
     json_t *root = sms_xjson_parse(json, len, perr, sizeof perr);
     if (!root)
-        return refuse(why, why_size, "model JSON does not parse: %s", perr);
+        return sms_refuse(why, why_size, "model JSON does not parse: %s", perr);
     sms_linear_t *l = NULL;
-    json_t *booster = member(member(root, "learner"), "gradient_booster");
-    const char *name = json_string_value(member(booster, "name"));
+    json_t *booster = sms_xjson_member(sms_xjson_member(root, "learner"), "gradient_booster");
+    const char *name = json_string_value(sms_xjson_member(booster, "name"));
     if (!name || strcmp(name, "gblinear") != 0) {
-        refuse(why, why_size, "booster %s is not gblinear", name ? name : "(none)");
+        sms_refuse(why, why_size, "booster %s is not gblinear", name ? name : "(none)");
         goto fail;
     }
-    json_t *model = member(booster, "model");
-    json_t *weights = member(model, "weights");
-    json_t *rounds = member(model, "boosted_rounds");
+    json_t *model = sms_xjson_member(booster, "model");
+    json_t *weights = sms_xjson_member(model, "weights");
+    json_t *rounds = sms_xjson_member(model, "boosted_rounds");
     if (!json_is_array(weights) || (rounds && !json_is_integer(rounds))) {
-        refuse(why, why_size, "the gblinear model lacks its weights");
+        sms_refuse(why, why_size, "the gblinear model lacks its weights");
         goto fail;
     }
     l = calloc(1, sizeof *l);
@@ -99,8 +82,8 @@ sms_linear_t *sms_linear_compile(const char *json, size_t len, char *why, size_t
     l->num_group = ng;
     if (nf > MAX_FEATURES || (nf + 1) * ng > MAX_WEIGHTS ||
         json_array_size(weights) != (nf + 1) * ng) {
-        refuse(why, why_size, "%zu weights for %zu features and %zu outputs (want %zu)",
-               json_array_size(weights), nf, ng, (nf + 1) * ng);
+        sms_refuse(why, why_size, "%zu weights for %zu features and %zu outputs (want %zu)",
+                   json_array_size(weights), nf, ng, (nf + 1) * ng);
         goto fail;
     }
     l->weight = malloc((nf ? nf : 1) * ng * sizeof *l->weight);
@@ -111,7 +94,7 @@ sms_linear_t *sms_linear_compile(const char *json, size_t len, char *why, size_t
         double d;
         if (!sms_xjson_number(json_array_get(weights, i), &d) || !isfinite(d) ||
             !isfinite((float)d)) {
-            refuse(why, why_size, "weight %zu is not a finite float", i);
+            sms_refuse(why, why_size, "weight %zu is not a finite float", i);
             goto fail;
         }
         if (i < nf * ng)
@@ -122,7 +105,7 @@ sms_linear_t *sms_linear_compile(const char *json, size_t len, char *why, size_t
     json_decref(root);
     return l;
 oom:
-    refuse(why, why_size, "out of memory compiling the model");
+    sms_refuse(why, why_size, "out of memory compiling the model");
 fail:
     sms_linear_free(l);
     json_decref(root);
@@ -255,20 +238,6 @@ void sms_linear_predict(const sms_linear_t *l, const float *x, size_t rows, floa
     predict_rows(l, x, rows, out, work);
 }
 
-/* splitmix64, as forest.c's probe. */
-static uint64_t next_random(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double unit(uint64_t *s)
-{
-    return (double)(next_random(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 void sms_linear_probe(const sms_linear_t *l, unsigned seed, size_t rows, float *out)
 {
     uint64_t s = 0x11AEA7ull ^ ((uint64_t)seed << 17);
@@ -279,22 +248,22 @@ void sms_linear_probe(const sms_linear_t *l, unsigned seed, size_t rows, float *
         bool cancel = r % 4 == 3;
         for (size_t j = 0; j < nf; j++) {
             float *v = &out[r * nf + j];
-            unsigned pick = (unsigned)(next_random(&s) % 100);
+            unsigned pick = (unsigned)(sms_splitmix64(&s) % 100);
             if (pick < 10) {
                 *v = NAN;
             } else if (pick < 12) {
                 *v = pick == 10 ? 0.0f : -0.0f;
             } else if (pick == 12) {
-                *v = next_random(&s) % 2 ? 1e30f : -1e30f; /* products may overflow */
+                *v = sms_splitmix64(&s) % 2 ? 1e30f : -1e30f; /* products may overflow */
             } else if (cancel) {
                 float w = 0.0f;
                 for (size_t g = 0; g < ng; g++)
                     w = fmaxf(w, fabsf(l->weight[j * ng + g]));
                 double m = w > 0.0f ? 1000.0 / w : 1.0;
-                *v = (float)((next_random(&s) % 2 ? m : -m) * (0.5 + unit(&s)));
+                *v = (float)((sms_splitmix64(&s) % 2 ? m : -m) * (0.5 + sms_splitmix64_unit(&s)));
             } else {
-                double e = ldexp(1.0, (int)(next_random(&s) % 17) - 8);
-                *v = (float)((next_random(&s) % 2 ? e : -e) * (1.0 + unit(&s)));
+                double e = ldexp(1.0, (int)(sms_splitmix64(&s) % 17) - 8);
+                *v = (float)((sms_splitmix64(&s) % 2 ? e : -e) * (1.0 + sms_splitmix64_unit(&s)));
             }
         }
     }

@@ -283,3 +283,8 @@ bool sms_xjson_number(const json_t *v, double *out)
         *out = d;
     return true;
 }
+
+json_t *sms_xjson_member(json_t *obj, const char *key)
+{
+    return json_is_object(obj) ? json_object_get(obj, key) : NULL;
+}

@@ -29,4 +29,8 @@ json_t *sms_xjson_parse(const char *text, size_t len, char *errmsg, size_t errms
  * NULL included, with *out untouched. */
 bool sms_xjson_number(const json_t *v, double *out);
 
+/* obj[key] when obj is an object, else NULL (as json_object_get does for a
+ * missing key): a model's optional fields read without checking each level. */
+json_t *sms_xjson_member(json_t *obj, const char *key);
+
 #endif
