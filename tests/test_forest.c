@@ -24,14 +24,6 @@
 #include "smserve/forest.h"
 #include "smserve/xjson.h"
 
-#define XGB_OK(call)                                                                               \
-    do {                                                                                           \
-        if ((call) != 0) {                                                                         \
-            print_error("%s: %s\n", #call, XGBGetLastError());                                     \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 /* sms_forest_predict with a workspace of exactly the size the forest asks
  * for, placed before a PROT_NONE page so that any overrun crashes. */
 static void predict(const sms_forest_t *f, const float *x, size_t rows, float *out)
@@ -67,33 +59,6 @@ typedef struct train_case {
 
 /* ---- training ------------------------------------------------------------- */
 
-static float label_for(const char *objective, int num_class, float s, uint64_t *rng)
-{
-    float u = (float)(tu_rand32(rng) >> 8) / 16777216.0f;
-    if (!strncmp(objective, "binary:", 7))
-        return s > 0.0f;
-    if (!strcmp(objective, "reg:logistic"))
-        return 1.0f / (1.0f + expf(-s));
-    if (!strncmp(objective, "multi:", 6)) {
-        int k = (int)floorf((s + 2.0f) * (float)num_class / 4.0f);
-        return (float)(k < 0 ? 0 : k >= num_class ? num_class - 1 : k);
-    }
-    if (!strcmp(objective, "rank:map"))
-        return s + u > 0.5f;
-    if (!strncmp(objective, "rank:", 5)) {
-        int k = (int)floorf(s + 2.0f + u);
-        return (float)(k < 0 ? 0 : k > 4 ? 4 : k);
-    }
-    if (!strcmp(objective, "count:poisson") || !strcmp(objective, "reg:tweedie"))
-        return floorf(expf(s / 2.0f) * u * 2.0f);
-    if (!strcmp(objective, "reg:gamma") || !strcmp(objective, "reg:squaredlogerror") ||
-        !strcmp(objective, "survival:aft"))
-        return expf(s / 2.0f) + 0.01f;
-    if (!strcmp(objective, "survival:cox"))
-        return (expf(s) + 0.1f) * (u < 0.2f ? -1.0f : 1.0f);
-    return s + u - 0.5f;
-}
-
 /* Random features (10% missing; categorical ones small integers) and labels
  * that depend on them: y holds rows x label columns. */
 static void make_data(const train_case_t *c, uint64_t *rng, float *x, float *y)
@@ -118,7 +83,7 @@ static void make_data(const train_case_t *c, uint64_t *rng, float *x, float *y)
         }
         for (size_t k = 0; k < targets; k++)
             y[r * targets + k] =
-                label_for(c->objective, c->num_class, s * (float)(k + 1) / (float)targets, rng) +
+                tu_label_for(c->objective, c->num_class, s * (float)(k + 1) / (float)targets, rng) +
                 (targets > 1 && strncmp(c->objective, "binary:", 7) ? (float)k * 0.5f : 0.0f);
     }
 }
@@ -267,29 +232,6 @@ static void lighten(train_case_t *c)
     }
 }
 
-/* The booster's JSON, malloc'd (the C API's buffer dies with the next call). */
-static char *save_json(BoosterHandle b, size_t *len)
-{
-    bst_ulong n = 0;
-    const char *raw = NULL;
-    XGB_OK(XGBoosterSaveModelToBuffer(b, "{\"format\": \"json\"}", &n, &raw));
-    char *copy = malloc(n + 1);
-    assert_non_null(copy);
-    memcpy(copy, raw, n);
-    copy[n] = '\0';
-    *len = n;
-    return copy;
-}
-
-static BoosterHandle load_json(const char *json, size_t len)
-{
-    BoosterHandle b;
-    XGB_OK(XGBoosterCreate(NULL, 0, &b));
-    XGB_OK(XGBoosterLoadModelFromBuffer(b, json, len));
-    XGB_OK(XGBoosterSetParam(b, "nthread", "1"));
-    return b;
-}
-
 static void predict_ref(BoosterHandle b, const float *x, size_t rows, size_t nf, float *out,
                         size_t expect)
 {
@@ -313,13 +255,6 @@ static void predict_ref(BoosterHandle b, const float *x, size_t rows, size_t nf,
 
 /* ---- comparison ----------------------------------------------------------- */
 
-static int64_t ordered(float v)
-{
-    int32_t i;
-    memcpy(&i, &v, sizeof i);
-    return i < 0 ? (int64_t)INT32_MIN - i : i;
-}
-
 typedef struct parity {
     size_t values, differ;
     int64_t max_ulp;
@@ -333,7 +268,7 @@ static void compare(const float *want, const float *got, size_t n, parity_t *p)
             continue;
         if (memcmp(&want[i], &got[i], sizeof want[i]) == 0)
             continue;
-        int64_t d = ordered(want[i]) - ordered(got[i]);
+        int64_t d = tu_ordered(want[i]) - tu_ordered(got[i]);
         d = d < 0 ? -d : d;
         if (p->differ < 5)
             print_message("    value %zu: xgboost %.9g, native %.9g (%lld ulp)\n", i, want[i],
@@ -361,7 +296,7 @@ static bool has_weights(const char *json)
 static size_t check_parity(BoosterHandle b, const char *label)
 {
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     char why[256];
     sms_forest_t *f = sms_forest_compile(json, len, why, sizeof why);
     if (!f) {
@@ -437,7 +372,7 @@ static json_t *booster_model(json_t *root)
 static int dart_weights_differ(BoosterHandle b)
 {
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     json_t *root = json_loadb(json, len, 0, NULL);
     json_t *w = json_object_get(booster_model(root), "weight_drop");
     int differ = 0;
@@ -460,7 +395,7 @@ static char *dart_discriminating_model(size_t *len)
     train_case_t c = {"reg:squarederror", "dart", 0, "2.5", 4, 8, 3, 200, NULL, 0, 0, 0, NULL};
     BoosterHandle b = train(&c);
     size_t n;
-    char *json = save_json(b, &n);
+    char *json = tu_booster_json(b, &n);
     XGBoosterFree(b);
     json_t *root = json_loadb(json, n, 0, NULL);
     free(json);
@@ -496,7 +431,7 @@ static bool runtime_fuses_dart(void)
         return fused;
     size_t len;
     char *json = dart_discriminating_model(&len);
-    BoosterHandle b = load_json(json, len);
+    BoosterHandle b = tu_booster_load(json, len);
     char why[256];
     sms_forest_t *f = sms_forest_compile(json, len, why, sizeof why);
     if (!f) {
@@ -550,7 +485,7 @@ static void test_dart_accumulation(void **state)
     train_case_t c = {"reg:squarederror", "gbtree", 0, "2.5", 4, 8, 3, 200, NULL, 0, 0, 0, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     assert_false(has_weights(json));
     sms_forest_t *f = sms_forest_compile(json, len, NULL, 0);
     assert_non_null(f);
@@ -561,7 +496,7 @@ static void test_dart_accumulation(void **state)
     XGBoosterFree(b);
     /* The discriminating model through the whole parity check. */
     json = dart_discriminating_model(&len);
-    b = load_json(json, len);
+    b = tu_booster_load(json, len);
     check_parity(b, "dart with full-mantissa leaves and weights");
     XGBoosterFree(b);
     free(json);
@@ -630,9 +565,9 @@ static void parity_all(const char *booster)
         check_parity(b, label);
         /* The same model after a JSON round trip through the C API. */
         size_t len;
-        char *json = save_json(b, &len);
+        char *json = tu_booster_json(b, &len);
         XGBoosterFree(b);
-        b = load_json(json, len);
+        b = tu_booster_load(json, len);
         snprintf(label, sizeof label, "%s %s (reloaded)", booster, o);
         check_parity(b, label);
         XGBoosterFree(b);
@@ -771,7 +706,7 @@ static void test_parity_categorical(void **state)
                  c->num_target > 1 ? ", vector leaves" : "");
         BoosterHandle b = train(c);
         size_t len;
-        char *json = save_json(b, &len);
+        char *json = tu_booster_json(b, &len);
         sms_forest_t *f = sms_forest_compile(json, len, NULL, 0);
         assert_non_null(f);
         assert_true(sms_forest_num_categorical(f) > 0);
@@ -821,10 +756,10 @@ static void test_parity_extreme_margins(void **state)
                 NULL};
             BoosterHandle b = train(&c);
             size_t len, len2;
-            char *json = save_json(b, &len);
+            char *json = tu_booster_json(b, &len);
             XGBoosterFree(b);
             char *edited = with_leaves(json, len, leaves[k], &len2);
-            b = load_json(edited, len2);
+            b = tu_booster_load(edited, len2);
             char label[96];
             snprintf(label, sizeof label, "%s %s leaves +-%g", c.booster, c.objective, leaves[k]);
             check_parity(b, label);
@@ -862,7 +797,7 @@ static void test_parity_exp_margins(void **state)
         train_case_t c = {objectives[i], "gbtree", 0, "1", 2, 1, 1, 100, NULL, 0, 0, 0, NULL};
         BoosterHandle b = train(&c);
         size_t len;
-        char *json = save_json(b, &len);
+        char *json = tu_booster_json(b, &len);
         XGBoosterFree(b);
         json_t *root = json_loadb(json, len, 0, NULL);
         free(json);
@@ -908,7 +843,7 @@ static void test_parity_exp_margins(void **state)
                             json_string("1"));
         char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
         json_decref(root);
-        b = load_json(s, strlen(s));
+        b = tu_booster_load(s, strlen(s));
         /* Each leaf's middle, and the probe's rows. */
         float x[2 * 256], want[256], got[256];
         for (size_t p = 0; p < leaves; p++) {
@@ -1028,10 +963,10 @@ static void test_base_margins(void **state)
                               NULL};
             BoosterHandle b = train(&c);
             size_t len, len2;
-            char *json = save_json(b, &len);
+            char *json = tu_booster_json(b, &len);
             XGBoosterFree(b);
             char *edited = with_leaves(json, len, 0.0, &len2);
-            b = load_json(edited, len2);
+            b = tu_booster_load(edited, len2);
             json_t *root = sms_xjson_parse(edited, len2, NULL, 0);
             sms_objective_t o;
             char why[256];
@@ -1069,7 +1004,7 @@ static char *category_model(const int *cats, size_t n, bool default_left, size_t
     train_case_t c = {"reg:squarederror",  "gbtree", 0, "0", 2, 1, 1, 200, NULL,
                       .num_categorical = 1};
     BoosterHandle b = train(&c);
-    char *json = save_json(b, len);
+    char *json = tu_booster_json(b, len);
     XGBoosterFree(b);
     json_t *root = json_loadb(json, *len, 0, NULL);
     free(json);
@@ -1148,7 +1083,7 @@ static void test_category_rule(void **state)
         for (int dl = 0; dl < 2; dl++) {
             size_t len;
             char *json = category_model(sets[k], sizes[k], dl, &len);
-            BoosterHandle b = load_json(json, len);
+            BoosterHandle b = tu_booster_load(json, len);
             char why[256];
             sms_forest_t *f = sms_forest_compile(json, len, why, sizeof why);
             if (!f) {
@@ -1280,9 +1215,9 @@ static void check_fixture(const char *dir, const char *release, const char *name
     float *x = read_csv(req, &rows, &nf);
     float *expected = read_csv(exp_path, &erows, &no);
     assert_true(bytes && x && expected && erows == rows);
-    BoosterHandle b = load_json(bytes, len);
+    BoosterHandle b = tu_booster_load(bytes, len);
     size_t jlen;
-    char *json = save_json(b, &jlen);
+    char *json = tu_booster_json(b, &jlen);
     char why[256];
     sms_forest_t *f = sms_forest_compile(json, jlen, why, sizeof why);
     if (!f) {
@@ -1405,7 +1340,7 @@ static void test_refuse_gblinear(void **state)
     train_case_t c = {"binary:logistic", "gblinear", 0, NULL, 5, 5, 0, 100, NULL, 0, 0, 0, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     expect_refused(json, len, "gblinear");
     free(json);
     XGBoosterFree(b);
@@ -1415,7 +1350,7 @@ static json_t *small_model_of(const char *booster)
     train_case_t c = {"binary:logistic", booster, 0, NULL, 4, 3, 3, 200, NULL, 0, 0, 0, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     XGBoosterFree(b);
     json_t *root = json_loadb(json, len, 0, NULL);
     free(json);
@@ -1483,7 +1418,7 @@ static void test_deep_chain(void **state)
     (void)state;
     size_t len;
     char *json = chain_model(200, &len);
-    BoosterHandle b = load_json(json, len);
+    BoosterHandle b = tu_booster_load(json, len);
     check_parity(b, "gbtree chain of 200 splits");
     XGBoosterFree(b);
     free(json);
@@ -1502,7 +1437,7 @@ static json_t *gbtree_trees(json_t *root)
 static void check_parity_json(json_t *root, const char *label)
 {
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    BoosterHandle b = load_json(s, strlen(s));
+    BoosterHandle b = tu_booster_load(s, strlen(s));
     check_parity(b, label);
     XGBoosterFree(b);
     free(s);
@@ -1550,7 +1485,7 @@ static void test_flt_max_threshold(void **state)
     /* Nine digits, as XGBoost writes floats. */
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
     assert_non_null(strstr(s, "3.4028235e38"));
-    BoosterHandle b = load_json(s, strlen(s));
+    BoosterHandle b = tu_booster_load(s, strlen(s));
     check_parity(b, "gbtree with thresholds of +-FLT_MAX");
     XGBoosterFree(b);
     free(s);
@@ -1604,7 +1539,7 @@ static void test_parity_mixed_depths(void **state)
     for (unsigned depth = 1; depth <= 6; depth++) {
         size_t len;
         char *json = chain_model(depth, &len);
-        BoosterHandle b = load_json(json, len);
+        BoosterHandle b = tu_booster_load(json, len);
         char label[64];
         snprintf(label, sizeof label, "gbtree chain of %u splits", depth);
         check_parity(b, label);
@@ -1787,7 +1722,7 @@ static json_t *categorical_model(size_t num_target)
                       .params = num_target > 1 ? "multi_strategy=multi_output_tree" : NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     XGBoosterFree(b);
     json_t *root = sms_xjson_parse(json, len, NULL, 0);
     free(json);
@@ -2013,7 +1948,7 @@ static void test_probe_deterministic(void **state)
     train_case_t c = {"reg:squarederror", "gbtree", 0, NULL, 8, 10, 4, 300, NULL, 0, 0, 0, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     char why[256];
     sms_forest_t *f = sms_forest_compile(json, len, why, sizeof why);
     assert_non_null(f);

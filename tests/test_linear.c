@@ -20,14 +20,6 @@
 
 #include "smserve/linear.h"
 
-#define XGB_OK(call)                                                                               \
-    do {                                                                                           \
-        if ((call) != 0) {                                                                         \
-            print_error("%s: %s\n", #call, XGBGetLastError());                                     \
-            fail();                                                                                \
-        }                                                                                          \
-    } while (0)
-
 static const char PREDICT_CONFIG[] =
     "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
     "\"strict_shape\": false}";
@@ -72,24 +64,6 @@ typedef struct train_case {
     const char *updater; /* NULL: shotgun */
 } train_case_t;
 
-static float label_for(const char *objective, int num_class, float s, uint64_t *rng)
-{
-    float u = (float)(tu_rand32(rng) >> 8) / 16777216.0f;
-    if (!strncmp(objective, "binary:", 7))
-        return s > 0.0f;
-    if (!strcmp(objective, "reg:logistic"))
-        return 1.0f / (1.0f + expf(-s));
-    if (!strncmp(objective, "multi:", 6)) {
-        int k = (int)floorf((s + 2.0f) * (float)num_class / 4.0f);
-        return (float)(k < 0 ? 0 : k >= num_class ? num_class - 1 : k);
-    }
-    if (!strcmp(objective, "count:poisson") || !strcmp(objective, "reg:tweedie"))
-        return floorf(expf(s / 2.0f) * u * 2.0f);
-    if (!strcmp(objective, "reg:gamma"))
-        return expf(s / 2.0f) + 0.01f;
-    return s + u - 0.5f;
-}
-
 static BoosterHandle train(const train_case_t *c)
 {
     const size_t rows = 400, nf = c->num_feature;
@@ -107,7 +81,7 @@ static BoosterHandle train(const train_case_t *c)
                 s += v * (float)((j % 5) + 1) / (float)(1 + j / 5);
             }
         }
-        y[r] = label_for(c->objective, c->num_class, s, &rng);
+        y[r] = tu_label_for(c->objective, c->num_class, s, &rng);
     }
     DMatrixHandle dm;
     BoosterHandle b;
@@ -136,35 +110,6 @@ static BoosterHandle train(const train_case_t *c)
     return b;
 }
 
-static char *save_json(BoosterHandle b, size_t *len)
-{
-    bst_ulong n = 0;
-    const char *raw = NULL;
-    XGB_OK(XGBoosterSaveModelToBuffer(b, "{\"format\": \"json\"}", &n, &raw));
-    char *copy = malloc(n + 1);
-    assert_non_null(copy);
-    memcpy(copy, raw, n);
-    copy[n] = '\0';
-    *len = n;
-    return copy;
-}
-
-static BoosterHandle load_bytes(const char *bytes, size_t len)
-{
-    BoosterHandle b;
-    XGB_OK(XGBoosterCreate(NULL, 0, &b));
-    XGB_OK(XGBoosterLoadModelFromBuffer(b, bytes, len));
-    XGB_OK(XGBoosterSetParam(b, "nthread", "1"));
-    return b;
-}
-
-static int64_t ordered(float v)
-{
-    int32_t i;
-    memcpy(&i, &v, sizeof i);
-    return i < 0 ? (int64_t)INT32_MIN - i : i;
-}
-
 /* Values of got that are not want's bits (NaN equals NaN); the largest
  * distance in float steps goes to *max_ulp. */
 static size_t count_differ(const float *want, const float *got, size_t n, int64_t *max_ulp)
@@ -173,7 +118,7 @@ static size_t count_differ(const float *want, const float *got, size_t n, int64_
     for (size_t i = 0; i < n; i++) {
         if ((isnan(want[i]) && isnan(got[i])) || memcmp(&want[i], &got[i], sizeof *got) == 0)
             continue;
-        int64_t d = ordered(want[i]) - ordered(got[i]);
+        int64_t d = tu_ordered(want[i]) - tu_ordered(got[i]);
         d = d < 0 ? -d : d;
         if (differ < 3)
             print_message("    value %zu: xgboost %.9g, native %.9g (%lld ulp)\n", i, want[i],
@@ -196,7 +141,7 @@ static bool runtime_fuses(void)
     train_case_t c = {"reg:squarederror", 0, "0.25", 60, 20, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     char why[256];
     sms_linear_t *l = sms_linear_compile(json, len, why, sizeof why);
     if (!l) {
@@ -240,7 +185,7 @@ static bool runtime_fuses(void)
 static void check_parity(BoosterHandle b, const char *label)
 {
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     char why[256];
     sms_linear_t *l = sms_linear_compile(json, len, why, sizeof why);
     if (!l) {
@@ -347,7 +292,7 @@ static void test_unfitted(void **state)
     train_case_t c = {"binary:logistic", 0, "0.3", 5, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     XGBoosterFree(b);
     json_t *root = json_loadb(json, len, 0, NULL);
     free(json);
@@ -359,7 +304,7 @@ static void test_unfitted(void **state)
     json_object_del(json_object_get(json_object_get(root, "learner"), "learner_model_param"),
                     "boost_from_average");
     char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    b = load_bytes(s, strlen(s));
+    b = tu_booster_load(s, strlen(s));
     check_parity(b, "gblinear binary:logistic, boosted_rounds 0");
     /* Predicting a row of missing values gives sigmoid(bias + 0.3), not
      * sigmoid(bias + logit(0.3)). */
@@ -371,7 +316,7 @@ static void test_unfitted(void **state)
     json_object_del(model, "boosted_rounds");
     free(s);
     s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    b = load_bytes(s, strlen(s));
+    b = tu_booster_load(s, strlen(s));
     check_parity(b, "gblinear binary:logistic, no boosted_rounds");
     XGBoosterFree(b);
     free(s);
@@ -459,9 +404,9 @@ static void test_fixture_matrix(void **state)
         char *bytes = tu_read_file(path, &blen);
         float *x = read_csv(req, &rows, &nf), *expected = read_csv(exp_path, &erows, &no);
         assert_true(bytes && x && expected && rows == erows);
-        BoosterHandle b = load_bytes(bytes, blen);
+        BoosterHandle b = tu_booster_load(bytes, blen);
         size_t jlen;
-        char *json = save_json(b, &jlen);
+        char *json = tu_booster_json(b, &jlen);
         char why[256];
         sms_linear_t *l = sms_linear_compile(json, jlen, why, sizeof why);
         if (!l) {
@@ -489,7 +434,7 @@ static void test_fixture_matrix(void **state)
         for (size_t k = 0; k < rows * no; k++) {
             if (memcmp(&got[k], &expected[k], sizeof *got) == 0)
                 continue;
-            int64_t d = ordered(got[k]) - ordered(expected[k]);
+            int64_t d = tu_ordered(got[k]) - tu_ordered(expected[k]);
             d = d < 0 ? -d : d;
             if (fused && d <= FUSED_ULP) {
                 fused_near++;
@@ -560,7 +505,7 @@ static void test_refuse_hostile(void **state)
     train_case_t c = {"multi:softprob", 3, NULL, 5, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *valid = save_json(b, &len);
+    char *valid = tu_booster_json(b, &len);
     XGBoosterFree(b);
     sms_linear_t *l = sms_linear_compile(valid, len, NULL, 0);
     assert_non_null(l);
@@ -642,7 +587,7 @@ static void test_hostile_bytes(void **state)
     train_case_t c = {"binary:logistic", 0, NULL, 6, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *valid = save_json(b, &len);
+    char *valid = tu_booster_json(b, &len);
     XGBoosterFree(b);
     size_t compiled = tu_damage_json(valid, len, 3000, damaged_linear);
     print_message("  %zu of 3000 damaged gblinear models still compiled (and predicted)\n",
@@ -656,7 +601,7 @@ static void test_probe(void **state)
     train_case_t c = {"reg:squarederror", 0, NULL, 9, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = save_json(b, &len);
+    char *json = tu_booster_json(b, &len);
     XGBoosterFree(b);
     sms_linear_t *l = sms_linear_compile(json, len, NULL, 0);
     assert_non_null(l);

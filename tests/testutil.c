@@ -686,3 +686,59 @@ size_t tu_damage_json(const char *valid, size_t len, int iters,
     free(buf);
     return compiled;
 }
+
+float tu_label_for(const char *objective, int num_class, float s, uint64_t *rng)
+{
+    float u = (float)(tu_rand32(rng) >> 8) / 16777216.0f;
+    if (!strncmp(objective, "binary:", 7))
+        return s > 0.0f;
+    if (!strcmp(objective, "reg:logistic"))
+        return 1.0f / (1.0f + expf(-s));
+    if (!strncmp(objective, "multi:", 6)) {
+        int k = (int)floorf((s + 2.0f) * (float)num_class / 4.0f);
+        return (float)(k < 0 ? 0 : k >= num_class ? num_class - 1 : k);
+    }
+    if (!strcmp(objective, "rank:map"))
+        return s + u > 0.5f;
+    if (!strncmp(objective, "rank:", 5)) {
+        int k = (int)floorf(s + 2.0f + u);
+        return (float)(k < 0 ? 0 : k > 4 ? 4 : k);
+    }
+    if (!strcmp(objective, "count:poisson") || !strcmp(objective, "reg:tweedie"))
+        return floorf(expf(s / 2.0f) * u * 2.0f);
+    if (!strcmp(objective, "reg:gamma") || !strcmp(objective, "reg:squaredlogerror") ||
+        !strcmp(objective, "survival:aft"))
+        return expf(s / 2.0f) + 0.01f;
+    if (!strcmp(objective, "survival:cox"))
+        return (expf(s) + 0.1f) * (u < 0.2f ? -1.0f : 1.0f);
+    return s + u - 0.5f;
+}
+
+char *tu_booster_json(BoosterHandle b, size_t *len)
+{
+    bst_ulong n = 0;
+    const char *raw = NULL;
+    XGB_OK(XGBoosterSaveModelToBuffer(b, "{\"format\": \"json\"}", &n, &raw));
+    char *copy = malloc(n + 1);
+    assert_non_null(copy);
+    memcpy(copy, raw, n);
+    copy[n] = '\0';
+    *len = n;
+    return copy;
+}
+
+BoosterHandle tu_booster_load(const char *bytes, size_t len)
+{
+    BoosterHandle b;
+    XGB_OK(XGBoosterCreate(NULL, 0, &b));
+    XGB_OK(XGBoosterLoadModelFromBuffer(b, bytes, len));
+    XGB_OK(XGBoosterSetParam(b, "nthread", "1"));
+    return b;
+}
+
+int64_t tu_ordered(float v)
+{
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return i < 0 ? (int64_t)INT32_MIN - i : i;
+}

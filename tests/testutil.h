@@ -17,6 +17,7 @@
 #include "smserve/decode.h"
 
 #include <jansson.h>
+#include <xgboost/c_api.h>
 
 /* Reads a whole file; returns malloc'd bytes (NUL-terminated, caller frees)
  * and sets *len, or NULL. */
@@ -186,5 +187,27 @@ extern int tu_failures;
     } while (0)
 void tu_checks_begin(void);
 void tu_checks_end(void);
+
+/* ---- XGBoost boosters, for the native evaluators' parity tests ----------- */
+
+/* Fails the test with XGBoost's last error when a C API call fails. */
+#define XGB_OK(call)                                                                               \
+    do {                                                                                           \
+        if ((call) != 0) {                                                                         \
+            print_error("%s: %s\n", #call, XGBGetLastError());                                     \
+            fail();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* A training label for objective from the row's score s (num_class for
+ * multi:*), with noise drawn from rng. */
+float tu_label_for(const char *objective, int num_class, float s, uint64_t *rng);
+/* The booster's JSON, malloc'd (the C API's buffer dies with the next call). */
+char *tu_booster_json(BoosterHandle b, size_t *len);
+/* A booster loaded from a saved model, predicting on one thread. */
+BoosterHandle tu_booster_load(const char *bytes, size_t len);
+/* Floats as integers in the order of their values, so that the difference
+ * of two is their distance in ulps. */
+int64_t tu_ordered(float v);
 
 #endif
