@@ -5,8 +5,8 @@
  * and must be well formed: status lines "HTTP/1.x NNN Reason" with a
  * reason from the status table, header names from the fixed set smserve
  * writes, values without control bytes, bodies as long as their
- * Content-Length (none after a HEAD request's answer). (A request byte copied into a status line or a header
- * breaks one of these.) Run from the repository root. */
+ * Content-Length (none after a HEAD request's answer). (A request byte copied into a status line or
+ * a header breaks one of these.) Run from the repository root. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -79,9 +79,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static const char *const header_names[] = {"Content-Type", "Content-Length", "Date",
-                                           "Connection",   "Allow",          "Retry-After",
-                                           "Cache-Control", "Pragma",        "Expires"};
+static const char *const header_names[] = {"Content-Type",  "Content-Length", "Date",
+                                           "Connection",    "Allow",          "Retry-After",
+                                           "Cache-Control", "Pragma",         "Expires"};
 
 /* Checks one response at r (n bytes left); returns its length, 0 at the end
  * of a partial response, or aborts on a malformed one. */
@@ -111,8 +111,8 @@ static size_t check_response(const char *r, size_t n)
         size_t name_len = (size_t)(colon - p);
         int known = 0;
         for (size_t i = 0; i < sizeof header_names / sizeof header_names[0]; i++)
-            known |= strlen(header_names[i]) == name_len &&
-                     !strncasecmp(p, header_names[i], name_len);
+            known |=
+                strlen(header_names[i]) == name_len && !strncasecmp(p, header_names[i], name_len);
         if (!known)
             abort();
         for (const char *v = colon + 2; v < eol; v++)

@@ -22,8 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char note[160];
     sms_diag_t diag = {{0}, {0}, {0}};
     sms_version_t runtime = {3, 4, 1};
-    int rc = sms_migrate(fmt, data, size, runtime, &out, &out_len, NULL, note, sizeof note,
-                         &diag);
+    int rc = sms_migrate(fmt, data, size, runtime, &out, &out_len, NULL, note, sizeof note, &diag);
     if (rc == 1) {
         /* rewritten bytes are JSON text; what the checks could read before the
          * rewrite they can still read after it */

@@ -11,7 +11,7 @@ packages=(
   build-essential cmake pkg-config
   libcivetweb-dev libarchive-dev libopenblas-dev libjansson-dev
   libcmocka-dev clang-14 libclang-rt-14-dev
-  python3-xgboost python3-numpy python3-prometheus-client python3-pip
+  python3-xgboost python3-numpy python3-prometheus-client python3-pip python3-venv
   binutils curl ca-certificates
 )
 

@@ -9,6 +9,9 @@ seconds="${1:-30}"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DFUZZ=ON -DBUILD_TESTING=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 
+# AWS's recorded request bodies (the wire formats' seeds), next to the checkout.
+aws="${SMSERVE_AWS_CORPUS:-../shared/fixtures/aws-responses}"
+[ -d "$aws/requests" ] || { echo "fuzz.sh: no $aws/requests (SMSERVE_AWS_CORPUS)" >&2; exit 1; }
 status=0
 mkdir -p build-fuzz/logs
 for bin in build-fuzz/fuzz_*; do
@@ -23,6 +26,10 @@ for bin in build-fuzz/fuzz_*; do
     fuzz_legacy)  cp tests/fixtures/legacy/*.bin "$corpus"/ ;;
     fuzz_migrate) cp tests/fixtures/legacy/*.bin tests/fixtures/compat/*.* "$corpus"/ ;;
     fuzz_http)    cp fuzz/seeds/http/* "$corpus"/ ;;
+    fuzz_libsvm)  cp "$aws"/requests/*.libsvm "$corpus"/ ;;
+    fuzz_recordio) cp "$aws"/requests/*.pb "$corpus"/ ;;
+    fuzz_jsonlines) cp "$aws"/requests/*.jsonl models/sample.json "$corpus"/ ;;
+    fuzz_mediatype | fuzz_encode) cp models/sample.csv "$corpus"/ ;;
     *)            cp tests/fixtures/compat/*.* tests/fixtures/aws/* "$corpus"/ ;;
   esac
   echo "== $name for ${seconds}s"

@@ -114,8 +114,8 @@ static void diagnose(sms_artifact_t *a, sms_version_t runtime, bool allow_newer)
         int rc = sms_compat_read(SMS_FMT_JSON, migrated, migrated_len, &a->info, &a->diag);
         if (a->format == SMS_FMT_BINARY) {
             a->info.has_version = legacy.major_version != 0;
-            a->info.version = (sms_version_t){(int)legacy.major_version,
-                                              (int)legacy.minor_version, 0};
+            a->info.version =
+                (sms_version_t){(int)legacy.major_version, (int)legacy.minor_version, 0};
         }
         free(a->bytes);
         a->bytes = migrated;

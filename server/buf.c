@@ -86,6 +86,18 @@ void sms_buf_trim(sms_buf_t *b, size_t keep)
         sms_buf_free(b);
 }
 
+static size_t max_values_setting = SMS_MATRIX_MAX_VALUES;
+
+void sms_matrix_set_max_values(size_t max_values)
+{
+    max_values_setting = max_values ? max_values : SMS_MATRIX_MAX_VALUES;
+}
+
+size_t sms_matrix_max_values(void)
+{
+    return max_values_setting;
+}
+
 int sms_matrix_reserve(sms_matrix_t *m, size_t n)
 {
     if (n <= m->cap)

@@ -309,6 +309,20 @@ static size_t part_len(const sms_capture_part_t *p, bool input)
            strlen(PART_ENCODING[p->encoding]);
 }
 
+/* eventMetadata's optional members' names, by SMS_META_* */
+static const char *const META_NAME[SMS_META_COUNT] = {
+    [SMS_META_INFERENCE_ID] = "inferenceId",
+    [SMS_META_CUSTOM_ATTRIBUTES] = "customAttributes",
+    [SMS_META_TARGET_MODEL] = "targetModel",
+};
+
+static void plan_text(const char *s, sms_capture_text_t *t)
+{
+    t->s = (const unsigned char *)s;
+    t->len = strlen(s);
+    t->esc_len = escaped_len(t->s, t->len, NULL);
+}
+
 int sms_capture_record_plan(const sms_capture_config_t *cfg, const sms_capture_event_t *ev,
                             const char *event_id, sms_capture_record_t *rec)
 {
@@ -316,19 +330,22 @@ int sms_capture_record_plan(const sms_capture_config_t *cfg, const sms_capture_e
     rec->input = cfg->capture_input;
     rec->output = cfg->capture_output;
     rec->time_ms = ev->time_ms;
-    rec->event_id = (const unsigned char *)(event_id ? event_id : "");
-    rec->event_id_len = strlen((const char *)rec->event_id);
-    rec->event_id_esc_len = escaped_len(rec->event_id, rec->event_id_len, NULL);
-    if (ev->inference_id && *ev->inference_id) {
-        rec->inference_id = (const unsigned char *)ev->inference_id;
-        rec->inference_id_len = strlen(ev->inference_id);
-        rec->inference_id_esc_len = escaped_len(rec->inference_id, rec->inference_id_len, NULL);
-    }
+    plan_text(event_id ? event_id : "", &rec->event_id);
     size_t len = sizeof("{\"captureData\":{},\"eventMetadata\":{\"eventId\":\"\",\"inferenceTime\":"
                         "\"\"},\"eventVersion\":\"0\"}\n") -
-                 1 + TIME_LEN + rec->event_id_esc_len;
-    if (rec->inference_id)
-        len += sizeof("\"inferenceId\":\"\",") - 1 + rec->inference_id_esc_len;
+                 1 + TIME_LEN + rec->event_id.esc_len;
+    const char *meta[SMS_META_COUNT] = {
+        [SMS_META_INFERENCE_ID] = ev->inference_id,
+        [SMS_META_CUSTOM_ATTRIBUTES] = ev->custom_attributes,
+        [SMS_META_TARGET_MODEL] = ev->target_model,
+    };
+    for (int i = 0; i < SMS_META_COUNT; i++) {
+        if (!meta[i] || !*meta[i])
+            continue;
+        plan_text(meta[i], &rec->meta[i]);
+        /* ,"name":"" */
+        len += 6 + strlen(META_NAME[i]) + rec->meta[i].esc_len;
+    }
     if (rec->input) {
         if (plan_part(cfg, ev->input_type, ev->input, ev->input_len, &rec->in) < 0)
             return -1;
@@ -339,8 +356,8 @@ int sms_capture_record_plan(const sms_capture_config_t *cfg, const sms_capture_e
     if (rec->output) {
         if (plan_part(cfg, ev->output_type, ev->output, ev->output_len, &rec->out) < 0)
             return -1;
-        len += sizeof("\"endpointOutput\":") - 1 + part_len(&rec->out, false) +
-               (rec->input ? 1 : 0);
+        len +=
+            sizeof("\"endpointOutput\":") - 1 + part_len(&rec->out, false) + (rec->input ? 1 : 0);
         if (len < rec->out.data_out_len)
             return -1;
     }
@@ -384,10 +401,14 @@ void sms_capture_record_write(char *d, const sms_capture_record_t *rec)
         d = write_part(d, &rec->out, false);
     }
     d = put(d, LIT("},\"eventMetadata\":{\"eventId\":\""));
-    d = write_escaped(d, rec->event_id, rec->event_id_len);
-    if (rec->inference_id) {
-        d = put(d, LIT("\",\"inferenceId\":\""));
-        d = write_escaped(d, rec->inference_id, rec->inference_id_len);
+    d = write_escaped(d, rec->event_id.s, rec->event_id.len);
+    for (int i = 0; i < SMS_META_COUNT; i++) {
+        if (!rec->meta[i].s)
+            continue;
+        d = put(d, LIT("\",\""));
+        d = put(d, META_NAME[i], strlen(META_NAME[i]));
+        d = put(d, LIT("\":\""));
+        d = write_escaped(d, rec->meta[i].s, rec->meta[i].len);
     }
     d = put(d, LIT("\",\"inferenceTime\":\""));
     d = put_time(d, rec->time_ms);

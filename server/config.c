@@ -2,7 +2,9 @@
  * so that a typo is one clear line instead of a misbehaving server. */
 #define _GNU_SOURCE
 #include "smserve/config.h"
+#include "smserve/buf.h"
 #include "smserve/env.h"
+#include "smserve/mediatype.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -61,7 +63,8 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
     long port = 8080, workers = cpus > 0 ? cpus : 1, timeout = 60, conns = 2048;
     long max_len = 6291456;
     long header_ms = 5000, keepalive_ms = 3000, body_ms = 10000, rate = 1L << 20;
-    long drain_ms = 10000, budget = 0;
+    long drain_ms = 10000, budget = 0, transforms = 0, payload_mb = 0;
+    long matrix_values = (long)SMS_MATRIX_MAX_VALUES;
     if (sms_env_long("SAGEMAKER_BIND_TO_PORT", 1, 65535, &port, err) < 0 ||
         sms_env_long("SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1024, &workers, err) < 0 ||
         sms_env_long("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1, 86400, &timeout, err) < 0 ||
@@ -73,9 +76,37 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
         sms_env_long("SMSERVE_BODY_MIN_RATE", 1024, 1L << 34, &rate, err) < 0 ||
         sms_env_long("SMSERVE_BODY_BUDGET_BYTES", 65536, 1L << 40, &budget, err) < 0 ||
         sms_env_long("SMSERVE_DRAIN_TIMEOUT_MS", 0, 600000, &drain_ms, err) < 0 ||
+        sms_env_long("SMSERVE_MAX_MATRIX_VALUES", 1024, 1L << 34, &matrix_values, err) < 0 ||
         sms_env_bool("SMSERVE_ALLOW_NEWER", &cfg->allow_newer, err) < 0 ||
-        sms_env_bool("SMSERVE_METRICS", &cfg->metrics, err) < 0)
+        sms_env_bool("SMSERVE_METRICS", &cfg->metrics, err) < 0 ||
+        sms_env_bool("SAGEMAKER_BATCH", &cfg->batch, err) < 0 ||
+        sms_env_long("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", 1, 1024, &transforms, err) < 0 ||
+        sms_env_long("SAGEMAKER_MAX_PAYLOAD_IN_MB", 1, 100, &payload_mb, err) < 0)
         return -1;
+    cfg->max_concurrent_transforms = (int)transforms;
+    cfg->max_matrix_values = (size_t)matrix_values;
+    cfg->max_payload_mb = (int)payload_mb;
+    /* A batch job configured for payloads over the default body limit sends
+     * them: take them, unless MAX_CONTENT_LENGTH says otherwise. */
+    const char *mcl = getenv("MAX_CONTENT_LENGTH");
+    if (payload_mb && !(mcl && *mcl))
+        max_len = payload_mb << 20;
+    const char *output = getenv("SAGEMAKER_INFERENCE_OUTPUT");
+    if (output) {
+        if (sms_selection_parse(output, &cfg->selection, err) < 0)
+            return -1;
+        cfg->has_selection = true;
+    }
+    const char *strategy = getenv("SAGEMAKER_BATCH_STRATEGY");
+    if (strategy && *strategy) {
+        if (!strcasecmp(strategy, "SINGLE_RECORD"))
+            cfg->single_record = true;
+        else if (strcasecmp(strategy, "MULTI_RECORD"))
+            return sms_error_set(err, 500,
+                                 "invalid SAGEMAKER_BATCH_STRATEGY=\"%.64s\": expected "
+                                 "SINGLE_RECORD or MULTI_RECORD",
+                                 strategy);
+    }
     cfg->port = (int)port;
     cfg->workers = (int)workers;
     cfg->timeout_s = (int)timeout;
@@ -107,13 +138,8 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
                 err, 500, "invalid SMSERVE_ENGINE=\"%.64s\": expected native or xgboost", engine);
     }
 
-    cfg->default_accept = SMS_ENC_CSV;
-    const char *accept = getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT");
-    if (accept && *accept &&
-        sms_encoding_from_accept(accept, SMS_ENC_CSV, &cfg->default_accept) < 0)
-        return sms_error_set(err, 500,
-                             "invalid SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=\"%.64s\": expected "
-                             "text/csv, application/json or application/jsonlines",
-                             accept);
+    if (sms_media_default_accept(getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), SMS_ENC_ALL,
+                                 &cfg->default_accept, err) < 0)
+        return -1;
     return 0;
 }

@@ -10,7 +10,7 @@
 #include "smserve/number.h"
 
 typedef struct csv_state {
-    char delim;           /* ',', '\t', ' ' (runs of blanks), or 0 (one column) */
+    char delim;           /* ',', ';', '\t', ' ' (runs of blanks), or 0 (one column) */
     size_t cols;          /* row width, 0 until the first row when not expected */
     size_t line;          /* 1-based line number of the row being decoded */
     const char *body_end; /* numbers are scanned up to here, not the row's end */
@@ -33,12 +33,14 @@ static int is_blank_line(const char *p, const char *end)
 }
 
 /* The first non-blank line decides: a comma anywhere makes it comma
- * separated, else a tab, else a blank between two values, else the body has
- * one column. */
+ * separated, else a semicolon (as AWS's container's sniffer finds it), else
+ * a tab, else a blank between two values, else the body has one column. */
 static char sniff_delimiter(const char *p, const char *end)
 {
     if (memchr(p, ',', (size_t)(end - p)))
         return ',';
+    if (memchr(p, ';', (size_t)(end - p)))
+        return ';';
     if (memchr(p, '\t', (size_t)(end - p)))
         return '\t';
     while (p < end && is_blank_char(*p))

@@ -1,16 +1,18 @@
 /* Predictions to response bytes (text/csv, application/json,
- * application/jsonlines), and the choice among them from an Accept header.
- * Floats are printed by sms_format_float, so they parse back to the same
- * float32; the output buffer is reserved once so that appends do not grow it. */
+ * application/jsonlines, application/x-recordio-protobuf; mediatype.c
+ * chooses among them from Accept), plain or as the keys selected by
+ * SAGEMAKER_INFERENCE_OUTPUT in AWS's layouts. Floats are printed by
+ * sms_format_float, so they parse back to the same float32; text output is
+ * reserved once so that appends do not grow it. */
 #include "smserve/encode.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "smserve/number.h"
-
-#define NUM_ENCODINGS 3
+#include "smserve/recordio.h"
 
 const char *sms_encoding_content_type(sms_encoding_t enc)
 {
@@ -21,168 +23,10 @@ const char *sms_encoding_content_type(sms_encoding_t enc)
         return "application/json";
     case SMS_ENC_JSONLINES:
         return "application/jsonlines";
+    case SMS_ENC_RECORDIO:
+        return "application/x-recordio-protobuf";
     }
     return "application/octet-stream";
-}
-
-static int is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* The q parameter's value (RFC 9110: 0 to 1, at most three decimals), in
- * thousandths; a malformed one counts as 1 rather than refusing the range. */
-static int parse_q(const char *p, const char *end)
-{
-    int q = 0;
-    if (p < end && (*p == '0' || *p == '1')) {
-        q = (*p - '0') * 1000;
-        p++;
-        if (p < end && *p == '.') {
-            p++;
-            for (int scale = 100; p < end && *p >= '0' && *p <= '9' && scale > 0; scale /= 10)
-                q += (*p++ - '0') * scale;
-        }
-    } else {
-        return 1000;
-    }
-    if (p != end || q > 1000)
-        return 1000;
-    return q;
-}
-
-static char ascii_lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-/* Whether [p, end) is `word` (lower case), ignoring ASCII case. */
-static int span_is(const char *p, const char *end, const char *word)
-{
-    for (; p < end && *word; p++, word++)
-        if (ascii_lower(*p) != *word)
-            return 0;
-    return p == end && *word == '\0';
-}
-
-/* One media range of an Accept header: which encodings it covers and how
- * specific it is (2 exact, 1 type/star, 0 star/star). */
-static void match_range(const char *p, const char *end, int covers[NUM_ENCODINGS], int *specificity)
-{
-    static const struct {
-        const char *type;
-        sms_encoding_t enc;
-    } exact[] = {
-        {"text/csv", SMS_ENC_CSV},
-        {"application/json", SMS_ENC_JSON},
-        {"application/jsonlines", SMS_ENC_JSONLINES},
-        {"application/x-jsonlines", SMS_ENC_JSONLINES},
-    };
-    memset(covers, 0, NUM_ENCODINGS * sizeof covers[0]);
-    *specificity = -1;
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
-        if (span_is(p, end, exact[i].type)) {
-            covers[exact[i].enc] = 1;
-            *specificity = 2;
-            return;
-        }
-    }
-    if (span_is(p, end, "text/*")) {
-        covers[SMS_ENC_CSV] = 1;
-        *specificity = 1;
-    } else if (span_is(p, end, "application/*")) {
-        covers[SMS_ENC_JSON] = covers[SMS_ENC_JSONLINES] = 1;
-        *specificity = 1;
-    } else if (span_is(p, end, "*/*") || span_is(p, end, "*")) {
-        covers[SMS_ENC_CSV] = covers[SMS_ENC_JSON] = covers[SMS_ENC_JSONLINES] = 1;
-        *specificity = 0;
-    }
-}
-
-/* Each encoding takes the q of the most specific range that covers it (so
- * "text/csv;q=0, star/star" excludes CSV). The highest q wins; on a tie the
- * encoding named by the earlier range wins, and among those a range covers
- * at once (wildcards) the fallback comes first. */
-int sms_encoding_from_accept(const char *accept, sms_encoding_t fallback, sms_encoding_t *out)
-{
-    int q[NUM_ENCODINGS], spec[NUM_ENCODINGS], pos[NUM_ENCODINGS];
-    for (int e = 0; e < NUM_ENCODINGS; e++) {
-        q[e] = 0;
-        spec[e] = -1;
-        pos[e] = 0;
-    }
-    const char *p = accept;
-    int any = 0;
-    for (int index = 0; p && *p; index++) {
-        const char *range_end = strchr(p, ',');
-        if (!range_end)
-            range_end = p + strlen(p);
-        const char *type = p, *type_end = p;
-        while (type < range_end && is_ows(*type))
-            type++;
-        type_end = memchr(type, ';', (size_t)(range_end - type));
-        if (!type_end)
-            type_end = range_end;
-        const char *params = type_end;
-        while (type_end > type && is_ows(type_end[-1]))
-            type_end--;
-        if (type_end > type)
-            any = 1;
-
-        int range_q = 1000;
-        while (params < range_end) {
-            params++; /* past ';' */
-            const char *param_end = memchr(params, ';', (size_t)(range_end - params));
-            if (!param_end)
-                param_end = range_end;
-            const char *name = params, *value_end = param_end;
-            while (name < param_end && is_ows(*name))
-                name++;
-            while (value_end > name && is_ows(value_end[-1]))
-                value_end--;
-            if (value_end - name >= 2 && (name[0] == 'q' || name[0] == 'Q')) {
-                const char *eq = name + 1;
-                while (eq < value_end && is_ows(*eq))
-                    eq++;
-                if (eq < value_end && *eq == '=') {
-                    eq++;
-                    while (eq < value_end && is_ows(*eq))
-                        eq++;
-                    range_q = parse_q(eq, value_end);
-                }
-            }
-            params = param_end;
-        }
-
-        int covers[NUM_ENCODINGS], specificity;
-        match_range(type, type_end, covers, &specificity);
-        for (int e = 0; e < NUM_ENCODINGS; e++) {
-            if (covers[e] && specificity > spec[e]) {
-                spec[e] = specificity;
-                q[e] = range_q;
-                pos[e] = index;
-            }
-        }
-        p = *range_end ? range_end + 1 : range_end;
-    }
-    if (!any) {
-        *out = fallback;
-        return 0;
-    }
-
-    int best = -1;
-    for (int k = 0; k < NUM_ENCODINGS; k++) {
-        /* visit the fallback first so that it wins ties within one range */
-        int e = k == 0 ? (int)fallback : (k <= (int)fallback ? k - 1 : k);
-        if (q[e] <= 0)
-            continue;
-        if (best < 0 || q[e] > q[best] || (q[e] == q[best] && pos[e] < pos[best]))
-            best = e;
-    }
-    if (best < 0)
-        return -1;
-    *out = (sms_encoding_t)best;
-    return 0;
 }
 
 /* Worst case of one formatted value: "-1.17549435e-38" plus a separator. */
@@ -220,12 +64,37 @@ static void put_score(sms_buf_t *out, const float *row, size_t cols)
     put(out, "}", 1);
 }
 
+/* One frame per row, label["score"] = the row's values. AWS's container
+ * answers 500 here (it has no RecordIO encoder without selectable output). */
+static int encode_recordio(const float *preds, size_t rows, size_t cols, sms_buf_t *out)
+{
+    size_t start = out->len;
+    for (size_t r = 0; r < rows; r++) {
+        size_t mark;
+        if (sms_recordio_frame_begin(out, &mark) < 0 ||
+            sms_recordio_label(out, "score", preds + r * cols, cols) < 0 ||
+            sms_recordio_frame_end(out, mark) < 0)
+            goto fail;
+    }
+    if (sms_buf_reserve(out, 0) < 0)
+        goto fail;
+    out->data[out->len] = '\0';
+    return 0;
+fail:
+    out->len = start;
+    if (out->data)
+        out->data[start] = '\0';
+    return -1;
+}
+
 int sms_encode(sms_encoding_t enc, const float *preds, size_t rows, size_t cols, sms_buf_t *out)
 {
     /* Everything is reserved up front (a bound, not an estimate), so the
      * writers below only copy. `fixed` covers the JSON head and tail plus the
      * 32 bytes sms_format_float may be handed at the last value. */
     const size_t per_row = 32, fixed = 96;
+    if (enc == SMS_ENC_RECORDIO)
+        return encode_recordio(preds, rows, cols, out);
     if (cols > SIZE_MAX / 2 / VALUE_BYTES ||
         rows > (SIZE_MAX - fixed) / (per_row + cols * VALUE_BYTES))
         return -1;
@@ -263,4 +132,236 @@ int sms_encode(sms_encoding_t enc, const float *preds, size_t rows, size_t cols,
     }
     out->data[out->len] = '\0';
     return 0;
+}
+
+/* ---- Selectable output (SAGEMAKER_INFERENCE_OUTPUT) ---- */
+
+/* Worst case of one selected value with its separator: an integer of 20
+ * digits or "-1.17549435e-38", plus ", ". */
+#define SELECTED_VALUE_BYTES 24
+/* Room a key costs beyond its values: JSON `"name": [` ... `], `, CSV `"[`
+ * ... `]",`. */
+#define SELECTED_KEY_BYTES 10
+#define LONGEST_KEY_NAME   15 /* "predicted_label", "predicted_score" */
+
+/* Labels and class indices: non-negative integers, printed as Python's int. */
+static void put_int(sms_buf_t *out, double v)
+{
+    unsigned long long u = v > 0 ? (unsigned long long)v : 0;
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n)
+        out->data[out->len++] = digits[--n];
+}
+
+static void put_selected_value(sms_buf_t *out, double v, bool is_int, int json)
+{
+    if (is_int)
+        put_int(out, v);
+    else
+        put_value(out, (float)v, json);
+}
+
+/* A key's values as Python prints a scalar or a list: `0.5` or `[0, 1]`. */
+static void put_selected(sms_buf_t *out, sms_key_t key, const double *v, size_t n, bool is_int,
+                         int json)
+{
+    if (!sms_key_is_list(key)) {
+        put_selected_value(out, v[0], is_int, json);
+        return;
+    }
+    put(out, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            put(out, ", ", 2);
+        put_selected_value(out, v[i], is_int, json);
+    }
+    put(out, "]", 1);
+}
+
+/* A row's values for the selected keys, in the fixed key order, each once. */
+typedef struct key_walk {
+    const sms_selection_t *sel;
+    sms_task_t task;
+    size_t num_class, cols, n;
+    const float *row;
+    double *v; /* the current key's n values */
+    int k;     /* the current key, -1 before the first */
+    bool is_int;
+} key_walk_t;
+
+static key_walk_t key_walk(const sms_selection_t *sel, sms_task_t task, size_t num_class,
+                           const float *row, size_t cols, double *v)
+{
+    return (key_walk_t){.sel = sel,
+                        .task = task,
+                        .num_class = num_class,
+                        .cols = cols,
+                        .row = row,
+                        .v = v,
+                        .k = -1};
+}
+
+/* Moves to the next selected key: 1, 0 after the last, -1 when the key has
+ * no value for the row. */
+static int next_key(key_walk_t *w)
+{
+    while (++w->k < SMS_KEY_COUNT) {
+        if (!(w->sel->set & (1u << w->k)))
+            continue;
+        w->n = sms_select_values((sms_key_t)w->k, w->task, w->num_class, w->row, w->cols, w->v,
+                                 &w->is_int);
+        return w->n ? 1 : -1;
+    }
+    return 0;
+}
+
+/* One JSON object of a row's selected keys, in the fixed key order, each
+ * once. 0, or -1 when a key has no value for the row. */
+static int put_selected_object(sms_buf_t *out, const sms_selection_t *sel, sms_task_t task,
+                               size_t num_class, const float *row, size_t cols, double *v)
+{
+    key_walk_t w = key_walk(sel, task, num_class, row, cols, v);
+    int more, first = 1;
+    put(out, "{", 1);
+    while ((more = next_key(&w)) > 0) {
+        const char *name = sms_key_name((sms_key_t)w.k);
+        if (!first)
+            put(out, ", ", 2);
+        first = 0;
+        put(out, "\"", 1);
+        put(out, name, strlen(name));
+        put(out, "\": ", 3);
+        put_selected(out, (sms_key_t)w.k, v, w.n, w.is_int, 1);
+    }
+    put(out, "}", 1);
+    return more;
+}
+
+/* One CSV line: the keys in env order, duplicates repeated, each list a
+ * double-quoted Python list. 0, or -1 when a key has no value for the row. */
+static int put_selected_line(sms_buf_t *out, const sms_selection_t *sel, sms_task_t task,
+                             size_t num_class, const float *row, size_t cols, double *v)
+{
+    for (size_t i = 0; i < sel->n; i++) {
+        sms_key_t key = sel->order[i];
+        bool is_int;
+        size_t n = sms_select_values(key, task, num_class, row, cols, v, &is_int);
+        if (n == 0)
+            return -1;
+        if (i)
+            put(out, ",", 1);
+        if (sms_key_is_list(key))
+            put(out, "\"", 1);
+        put_selected(out, key, v, n, is_int, 0);
+        if (sms_key_is_list(key))
+            put(out, "\"", 1);
+    }
+    put(out, "\n", 1);
+    return 0;
+}
+
+/* One frame per row: label[key] = float32 tensor of the key's values, keys
+ * in the fixed order, each once. 0, -1 (out of memory) or -2. */
+static int put_selected_frames(sms_buf_t *out, const sms_selection_t *sel, sms_task_t task,
+                               size_t num_class, const float *preds, size_t rows, size_t cols,
+                               double *v, float *f)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = preds + r * cols;
+        size_t mark;
+        if (sms_recordio_frame_begin(out, &mark) < 0)
+            return -1;
+        key_walk_t w = key_walk(sel, task, num_class, row, cols, v);
+        int more;
+        while ((more = next_key(&w)) > 0) {
+            for (size_t i = 0; i < w.n; i++)
+                f[i] = (float)v[i];
+            if (sms_recordio_label(out, sms_key_name((sms_key_t)w.k), f, w.n) < 0)
+                return -1;
+        }
+        if (more < 0)
+            return -2;
+        if (sms_recordio_frame_end(out, mark) < 0)
+            return -1;
+    }
+    return sms_buf_reserve(out, 0);
+}
+
+int sms_encode_selected(sms_encoding_t enc, const sms_selection_t *sel, sms_task_t task,
+                        size_t num_class, const float *preds, size_t rows, size_t cols,
+                        sms_buf_t *out)
+{
+    /* What sms_selection_check refuses at start cannot be answered here
+     * either: AWS would print NaN for it, bare (invalid) in JSON. */
+    if (sel->n == 0 || sel->unknown || task == SMS_TASK_OTHER ||
+        (sel->set & ~sms_task_keys(task)) != 0 || enc >= SMS_ENC_COUNT)
+        return -2;
+    size_t most = sms_select_max_values(task, num_class, cols);
+    if (most > SIZE_MAX / SELECTED_VALUE_BYTES / SMS_SELECTION_MAX_KEYS / 2)
+        return -1;
+
+    const size_t start = out->len;
+    double stack_v[64], *v = stack_v;
+    float stack_f[64], *f = stack_f;
+    int rc = -1;
+    if (most > sizeof stack_v / sizeof stack_v[0]) {
+        v = malloc(most * sizeof *v);
+        f = malloc(most * sizeof *f);
+        if (!v || !f)
+            goto fail;
+    }
+
+    if (enc == SMS_ENC_RECORDIO) {
+        rc = put_selected_frames(out, sel, task, num_class, preds, rows, cols, v, f);
+        if (rc < 0)
+            goto fail;
+        out->data[out->len] = '\0';
+        goto done;
+    }
+
+    /* A true bound for a row, so that the writers only copy: every key
+     * (duplicates too) with the longest name and the most values any key
+     * has here; `fixed` covers the JSON head and tail and the 32 bytes
+     * sms_format_float may be handed at the last value. */
+    const size_t per_row =
+        8 + sel->n * (SELECTED_KEY_BYTES + LONGEST_KEY_NAME + most * SELECTED_VALUE_BYTES);
+    const size_t fixed = 96;
+    if (rows > (SIZE_MAX - fixed) / per_row || sms_buf_reserve(out, fixed + rows * per_row) < 0)
+        goto fail;
+
+    rc = -2;
+    const int json = enc != SMS_ENC_CSV;
+    if (enc == SMS_ENC_JSON)
+        put(out, "{\"predictions\": [", 17);
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = preds + r * cols;
+        if (enc == SMS_ENC_JSON && r)
+            put(out, ", ", 2);
+        if ((json ? put_selected_object(out, sel, task, num_class, row, cols, v)
+                  : put_selected_line(out, sel, task, num_class, row, cols, v)) < 0)
+            goto fail;
+        if (enc == SMS_ENC_JSONLINES)
+            put(out, "\n", 1);
+    }
+    if (enc == SMS_ENC_JSON)
+        put(out, "]}", 2);
+    out->data[out->len] = '\0';
+done:
+    rc = 0;
+fail:
+    if (v != stack_v) {
+        free(v);
+        free(f);
+    }
+    if (rc < 0) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+    }
+    return rc;
 }

@@ -60,17 +60,21 @@
 #include "smserve/capture.h"
 #include "smserve/csv.h"
 #include "smserve/encode.h"
+#include "smserve/jsonlines.h"
 #include "smserve/jsonreq.h"
+#include "smserve/libsvm.h"
+#include "smserve/mediatype.h"
+#include "smserve/recordio.h"
 #include "smserve/log.h"
 #include "smserve/metrics.h"
 
 /* The request head's size limit (request line and headers), and CivetWeb's
  * buffer for it: the slack lets begin_request look two bytes past the last
  * header it was given (see head_is_complete) without leaving the buffer. */
-#define HEAD_LIMIT 16384
+#define HEAD_LIMIT  16384
 #define HEAD_BUFFER (HEAD_LIMIT + 4096)
 /* Per-thread buffers up to this size stay for the next request. */
-#define SMALL_BUFFER (64 * 1024)
+#define SMALL_BUFFER  (64 * 1024)
 #define MAX_LISTENERS 4
 
 struct sms_http {
@@ -78,8 +82,8 @@ struct sms_http {
     sms_config_t cfg;
     _Atomic(sms_model_t *) model;
     sem_t workers;
-    sms_metrics_t *metrics; /* may be NULL */
-    sms_capture_t *capture; /* NULL when capture is off */
+    sms_metrics_t *metrics;   /* may be NULL */
+    sms_capture_t *capture;   /* NULL when capture is off */
     atomic_size_t body_bytes; /* bodies in flight, against cfg.body_budget */
     atomic_int in_flight;     /* requests between begin_request and end_request */
     atomic_bool draining;
@@ -369,16 +373,15 @@ static int on_http_error(struct mg_connection *c, int status, const char *errmsg
     const char *m = msg;
     if (status == 413 && !strcmp(errmsg, "Message too large")) {
         status = 431;
-        snprintf(msg, sizeof msg,
-                 "the request head (request line and headers) is over %d bytes", HEAD_LIMIT);
+        snprintf(msg, sizeof msg, "the request head (request line and headers) is over %d bytes",
+                 HEAD_LIMIT);
     } else if (status == 400 && !strcmp(errmsg, "Malformed message")) {
         /* CivetWeb says this of a head cut off by its deadline and of one
          * holding a byte it refuses; the time tells which. */
         int limit = tbuf.requests ? h->cfg.keepalive_timeout_ms : h->cfg.header_timeout_ms;
         if ((mono_s() - tbuf.idle_since) * 1000.0 >= limit * 0.9) {
             status = 408;
-            snprintf(msg, sizeof msg,
-                     "the request head did not arrive within %d ms (%s)", limit,
+            snprintf(msg, sizeof msg, "the request head did not arrive within %d ms (%s)", limit,
                      tbuf.requests ? "SMSERVE_KEEPALIVE_TIMEOUT_MS on a kept-alive connection"
                                    : "SMSERVE_HEADER_TIMEOUT_MS");
         } else {
@@ -436,8 +439,8 @@ static bool is_tchar(unsigned char ch)
  * line), in its buffer. */
 static const char *head_end(const struct mg_request_info *ri)
 {
-    const char *last = ri->num_headers > 0 ? ri->http_headers[ri->num_headers - 1].value
-                                           : ri->http_version;
+    const char *last =
+        ri->num_headers > 0 ? ri->http_headers[ri->num_headers - 1].value : ri->http_version;
     return last + strlen(last);
 }
 
@@ -513,8 +516,7 @@ static int check_head(struct mg_connection *c, sms_http_t *h, long long *length)
     const struct mg_request_info *ri = mg_get_request_info(c);
     *length = 0;
     if (ri->num_headers >= MG_MAX_HEADERS)
-        return errorf(c, 431, "too many header fields: at most %d are read",
-                      MG_MAX_HEADERS - 1);
+        return errorf(c, 431, "too many header fields: at most %d are read", MG_MAX_HEADERS - 1);
     if (head_end(ri) - ri->request_method > HEAD_LIMIT - 4)
         return errorf(c, 431, "the request head (request line and headers) is over %d bytes",
                       HEAD_LIMIT);
@@ -576,8 +578,10 @@ static int check_head(struct mg_connection *c, sms_http_t *h, long long *length)
     if (cl) {
         long long n = parse_length(cl);
         if (n == -1)
-            return errorf(c, 400, "invalid Content-Length \"%.60s\": it must be a decimal number "
-                                  "of bytes", cl);
+            return errorf(c, 400,
+                          "invalid Content-Length \"%.60s\": it must be a decimal number "
+                          "of bytes",
+                          cl);
         if (n == -2 || (unsigned long long)n > h->cfg.max_content_length)
             return errorf(c, 413,
                           "request body of %.40s bytes (Content-Length) is over "
@@ -592,11 +596,20 @@ static int check_head(struct mg_connection *c, sms_http_t *h, long long *length)
 
 /* ------------------------------------------------------------ routes */
 
+/* OPTIONS on a route: 200, no body, the methods it takes (as AWS). */
+static int options(struct mg_connection *c, const char *allow)
+{
+    send_bytes(c, 200, NULL, NULL, 0, "Allow", allow, false);
+    return 200;
+}
+
 static int handle_ping(struct mg_connection *c, sms_http_t *h)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
+    if (method_is(ri, "OPTIONS"))
+        return options(c, "GET, HEAD, OPTIONS");
     if (!method_is(ri, "GET") && !method_is(ri, "HEAD"))
-        return send_error(c, 405, "/ping takes GET", "Allow", "GET, HEAD");
+        return send_error(c, 405, "/ping takes GET", "Allow", "GET, HEAD, OPTIONS");
     int status = atomic_load(&h->model) ? 200 : 503;
     send_bytes(c, status, NULL, NULL, 0, NULL, NULL, false);
     return status;
@@ -605,32 +618,37 @@ static int handle_ping(struct mg_connection *c, sms_http_t *h)
 static int handle_execution_parameters(struct mg_connection *c, sms_http_t *h)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
+    if (method_is(ri, "OPTIONS"))
+        return options(c, "GET, OPTIONS");
     if (!method_is(ri, "GET"))
-        return send_error(c, 405, "/execution-parameters takes GET", "Allow", "GET");
-    char body[160];
-    int n = snprintf(body, sizeof body,
-                     "{\"MaxConcurrentTransforms\": %d, \"BatchStrategy\": \"MULTI_RECORD\", "
-                     "\"MaxPayloadInMB\": %zu}",
-                     h->cfg.workers, (h->cfg.max_content_length + (1 << 20) - 1) >> 20);
+        return send_error(c, 405, "/execution-parameters takes GET", "Allow", "GET, OPTIONS");
+    char body[200];
+    int n = snprintf(
+        body, sizeof body,
+        "{\"MaxConcurrentTransforms\": %d, \"BatchStrategy\": \"%s\", "
+        "\"MaxPayloadInMB\": %zu}",
+        h->cfg.max_concurrent_transforms ? h->cfg.max_concurrent_transforms : h->cfg.workers,
+        h->cfg.single_record ? "SINGLE_RECORD" : "MULTI_RECORD",
+        h->cfg.max_payload_mb ? (size_t)h->cfg.max_payload_mb : h->cfg.max_content_length >> 20);
     send_bytes(c, 200, "application/json", body, (size_t)n, NULL, NULL, false);
     return 200;
 }
 
-/* The decoder for a Content-Type value (parameters such as charset are
- * ignored), or NULL when the media type is not one smserve reads. */
-static sms_decode_fn decoder_for(const char *ct)
+/* The decoder for each request body type (sms_media_input says which). */
+static sms_decode_fn decoder_of(sms_input_t in)
 {
-    if (!ct)
-        return NULL;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    size_t n = strcspn(ct, ";");
-    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-        n--;
-    if ((n == 8 && !strncasecmp(ct, "text/csv", 8)) || (n == 3 && !strncasecmp(ct, "csv", 3)))
+    switch (in) {
+    case SMS_IN_CSV:
         return sms_csv_decode;
-    if (n == 16 && !strncasecmp(ct, "application/json", 16))
+    case SMS_IN_LIBSVM:
+        return sms_libsvm_decode;
+    case SMS_IN_RECORDIO:
+        return sms_recordio_decode;
+    case SMS_IN_JSON:
         return sms_json_decode;
+    case SMS_IN_JSONLINES:
+        return sms_jsonlines_decode;
+    }
     return NULL;
 }
 
@@ -673,7 +691,7 @@ static bool is_connection_fd(int fd, const struct mg_request_info *ri, int port)
     char text[INET6_ADDRSTRLEN];
     if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
         return false;
-    if (a.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&a)->sin_port) != port
+    if (a.ss_family == AF_INET    ? ntohs(((struct sockaddr_in *)&a)->sin_port) != port
         : a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port) != port
                                   : true)
         return false;
@@ -767,8 +785,8 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-static int read_body_until(struct mg_connection *c, sms_http_t *h, long long declared,
-                           double start, double deadline);
+static int read_body_until(struct mg_connection *c, sms_http_t *h, long long declared, double start,
+                           double deadline);
 
 /* Reads the whole body into tbuf.body: `declared` bytes, or a chunked body
  * (declared -1) of at most the maximum. Returns 0, or the status of the
@@ -805,8 +823,8 @@ static int body_late(struct mg_connection *c, sms_http_t *h, long long declared,
 }
 
 /* read_body's loop; the socket is watched meanwhile. */
-static int read_body_until(struct mg_connection *c, sms_http_t *h, long long declared,
-                           double start, double deadline)
+static int read_body_until(struct mg_connection *c, sms_http_t *h, long long declared, double start,
+                           double deadline)
 {
     size_t max = h->cfg.max_content_length;
     bool chunked = declared < 0;
@@ -849,8 +867,8 @@ static int read_body_until(struct mg_connection *c, sms_http_t *h, long long dec
                           "is a hex size line (no extensions), CRLF, the data, CRLF, and a 0 "
                           "chunk ends the body",
                           tbuf.body.len);
-        return errorf(c, 400, "the body ended after %zu of the %lld bytes declared",
-                      tbuf.body.len, declared);
+        return errorf(c, 400, "the body ended after %zu of the %lld bytes declared", tbuf.body.len,
+                      declared);
     }
     tbuf.body.data[tbuf.body.len] = '\0';
     tbuf.body_done = true;
@@ -869,34 +887,72 @@ static int acquire_worker(sms_http_t *h)
 }
 
 /* Serves one invocation and returns its status; the response is written. */
+#define CUSTOM_ATTRIBUTES "X-Amzn-SageMaker-Custom-Attributes"
+/* As SageMaker's InvokeEndpoint takes it */
+#define CUSTOM_ATTRIBUTES_MAX 1024
+
+/* X-Amzn-SageMaker-Custom-Attributes goes back to the client in the
+ * response's head, so only what SageMaker itself passes is taken: at most
+ * 1,024 visible ASCII characters and spaces. 0, or -1 with msg. */
+static int check_custom_attributes(const char *v, char *msg, size_t cap)
+{
+    size_t n = strlen(v);
+    if (n > CUSTOM_ATTRIBUTES_MAX) {
+        snprintf(msg, cap, CUSTOM_ATTRIBUTES " is %zu characters; SageMaker passes at most %d", n,
+                 CUSTOM_ATTRIBUTES_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)v[i];
+        if (b < 0x20 || b > 0x7e) {
+            snprintf(msg, cap,
+                     CUSTOM_ATTRIBUTES " byte %zu (0x%02x) is not visible ASCII; SageMaker "
+                                       "passes visible ASCII characters and spaces only",
+                     i + 1, b);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int invoke(struct mg_connection *c, sms_http_t *h, long long declared,
                   sms_encoding_t *enc_out)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
     char msg[600];
+    if (method_is(ri, "OPTIONS"))
+        return options(c, "POST, OPTIONS");
     if (!method_is(ri, "POST"))
-        return send_error(c, 405, "/invocations takes POST", "Allow", "POST");
+        return send_error(c, 405, "/invocations takes POST", "Allow", "POST, OPTIONS");
     sms_model_t *model = atomic_load(&h->model);
     if (!model)
         return send_error(c, 503, "the model is still loading; retry when /ping answers 200",
                           "Retry-After", "1");
-    const char *ct = mg_get_header(c, "Content-Type");
-    sms_decode_fn decode = decoder_for(ct);
-    if (!decode) {
-        snprintf(msg, sizeof msg,
-                 "Content-Type %s%.100s%s is not supported; send text/csv or application/json",
-                 ct ? "\"" : "", ct ? ct : "(none)", ct ? "\"" : "");
-        return send_error(c, 415, msg, NULL, NULL);
+    /* An empty body has nothing to decode, whatever its type (as AWS). */
+    if (declared == 0) {
+        tbuf.body_done = true;
+        send_bytes(c, 204, NULL, NULL, 0, NULL, NULL, false);
+        return 204;
     }
+    /* No Content-Type at all is libsvm, as AWS's container reads it. */
+    const char *ct = mg_get_header(c, "Content-Type");
+    sms_input_t input;
+    sms_error_t type_err = {0};
+    if (sms_media_input(ct, &input, &type_err) < 0)
+        return send_error(c, type_err.status ? type_err.status : 415, type_err.msg, NULL, NULL);
+    sms_decode_fn decode = decoder_of(input);
     sms_encoding_t enc;
     const char *accept = mg_get_header(c, "Accept");
-    if (sms_encoding_from_accept(accept, h->cfg.default_accept, &enc) < 0) {
+    if (sms_media_output(accept, h->cfg.default_accept, SMS_ENC_ALL, &enc) < 0) {
         snprintf(msg, sizeof msg,
-                 "Accept \"%.100s\" is not supported; accept text/csv, application/json or "
-                 "application/jsonlines",
+                 "Accept \"%.100s\" is not supported; accept text/csv, application/json, "
+                 "application/jsonlines or application/x-recordio-protobuf",
                  accept);
         return send_error(c, 406, msg, NULL, NULL);
     }
+    const char *attributes = mg_get_header(c, CUSTOM_ATTRIBUTES);
+    if (attributes && check_custom_attributes(attributes, msg, sizeof msg) < 0)
+        return send_error(c, 400, msg, NULL, NULL);
     if (declared > 0 && !reserve_body(h, (size_t)declared))
         return budget_exhausted(c, h);
     /* Everything that could refuse the request before its body has been
@@ -915,6 +971,15 @@ static int invoke(struct mg_connection *c, sms_http_t *h, long long declared,
     sms_error_t err = {0};
     size_t num_feature = sms_model_num_feature(model);
     int rc = decode(tbuf.body.data, tbuf.body.len, num_feature, &tbuf.rows, &err);
+    if (rc < 0 && !ct && err.status == 400) {
+        /* Most likely a client that forgot its Content-Type (AWS: 415). */
+        snprintf(msg, sizeof msg,
+                 "no Content-Type: the body was read as text/libsvm, as SageMaker's XGBoost "
+                 "container reads it, and is not libsvm (%.300s); send a Content-Type such as "
+                 "text/csv",
+                 err.msg);
+        return send_error(c, 415, msg, NULL, NULL);
+    }
     if (rc < 0)
         return send_error(c, err.status ? err.status : 400, err.msg, NULL, NULL);
     if (tbuf.rows.rows == 0) {
@@ -939,10 +1004,24 @@ static int invoke(struct mg_connection *c, sms_http_t *h, long long declared,
     }
 
     sms_buf_reset(&tbuf.out);
-    if (sms_encode(enc, tbuf.preds.values, tbuf.preds.rows, tbuf.preds.cols, &tbuf.out) < 0)
+    if (h->cfg.has_selection) {
+        /* SAGEMAKER_INFERENCE_OUTPUT was checked against the model at start. */
+        rc = sms_encode_selected(enc, &h->cfg.selection, sms_task_of(sms_model_objective(model)),
+                                 sms_model_num_class(model), tbuf.preds.values, tbuf.preds.rows,
+                                 tbuf.preds.cols, &tbuf.out);
+        if (rc == -2)
+            return send_error(
+                c, 500, "the predictions do not fit SAGEMAKER_INFERENCE_OUTPUT's keys", NULL, NULL);
+        if (rc < 0)
+            return send_error(c, 500, "out of memory encoding the response", NULL, NULL);
+    } else if (sms_encode(enc, tbuf.preds.values, tbuf.preds.rows, tbuf.preds.cols, &tbuf.out) <
+               0) {
         return send_error(c, 500, "out of memory encoding the response", NULL, NULL);
-    send_bytes(c, 200, sms_encoding_content_type(enc), tbuf.out.data, tbuf.out.len, NULL, NULL,
-               false);
+    }
+    /* Checked above; SageMaker hands it to the caller only when the
+     * container answers with it. */
+    send_bytes(c, 200, sms_encoding_content_type(enc), tbuf.out.data, tbuf.out.len,
+               attributes && *attributes ? CUSTOM_ATTRIBUTES : NULL, attributes, false);
     *enc_out = enc;
     return 200;
 }
@@ -961,6 +1040,8 @@ static void capture_invocation(sms_http_t *h, struct mg_connection *c, sms_encod
         .output = tbuf.out.data,
         .output_len = tbuf.out.len,
         .inference_id = mg_get_header(c, "X-Amzn-SageMaker-Inference-Id"),
+        .custom_attributes = mg_get_header(c, CUSTOM_ATTRIBUTES),
+        .target_model = mg_get_header(c, "X-Amzn-SageMaker-Target-Model"),
         .time_ms = time_ms,
     };
     sms_capture_submit(h->capture, &ev);
@@ -1139,17 +1220,28 @@ int sms_http_start(const sms_config_t *cfg, sms_metrics_t *metrics, sms_capture_
     snprintf(keepalive_ms, sizeof keepalive_ms, "%d", cfg->keepalive_timeout_ms);
     snprintf(head_buffer, sizeof head_buffer, "%d", HEAD_BUFFER);
     const char *options[] = {
-        "listening_ports", port,
-        "num_threads", threads,
-        "listen_backlog", "4096",
-        "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", keepalive_ms,
-        "request_timeout_ms", head_ms,
-        "linger_timeout_ms", "500",
-        "max_request_size", head_buffer,
-        "decode_url", "no",
-        "tcp_nodelay", "1",
-        "enable_directory_listing", "no",
+        "listening_ports",
+        port,
+        "num_threads",
+        threads,
+        "listen_backlog",
+        "4096",
+        "enable_keep_alive",
+        "yes",
+        "keep_alive_timeout_ms",
+        keepalive_ms,
+        "request_timeout_ms",
+        head_ms,
+        "linger_timeout_ms",
+        "500",
+        "max_request_size",
+        head_buffer,
+        "decode_url",
+        "no",
+        "tcp_nodelay",
+        "1",
+        "enable_directory_listing",
+        "no",
         NULL,
     };
     struct mg_callbacks callbacks = {0};

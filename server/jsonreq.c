@@ -19,9 +19,10 @@ typedef struct json_parser {
     const char *p;
     const char *end;
     sms_matrix_t *out;
-    size_t n;        /* values written to out->values */
-    size_t cols;     /* row width, 0 until the first row when not expected */
-    const char *key; /* the member key being handled, for messages */
+    size_t n;             /* values written to out->values */
+    size_t cols;          /* row width, 0 until the first row when not expected */
+    const char *key;      /* the member key being handled, for messages */
+    const char *row_word; /* what messages call a row: "row", or "line" for JSON lines */
     sms_error_t *err;
 } json_parser_t;
 
@@ -329,8 +330,8 @@ static int ends_number(char c)
 static int refuse_value(json_parser_t *j, size_t row, size_t col, const char *t, const char *reason)
 {
     char quoted[SMS_NUMBER_QUOTE_BYTES];
-    return sms_error_set(j->err, 400, "row %zu, column %zu (byte %zu): '%s' %s", row, col,
-                         offset(j),
+    return sms_error_set(j->err, 400, "%s %zu, column %zu (byte %zu): '%s' %s", j->row_word, row,
+                         col, offset(j),
                          sms_number_quote(j->p, (size_t)(t - j->p), quoted, sizeof quoted), reason);
 }
 
@@ -349,8 +350,9 @@ static int parse_value(json_parser_t *j, size_t row, size_t col, float *v)
         return refuse_value(j, row, col, t, "is not a number");
     case '[':
     case '{':
-        return sms_error_set(j->err, 400, "row %zu, column %zu (byte %zu): %s is not a number", row,
-                             col, offset(j), *j->p == '[' ? "a list" : "an object");
+        return sms_error_set(j->err, 400, "%s %zu, column %zu (byte %zu): %s is not a number",
+                             j->row_word, row, col, offset(j),
+                             *j->p == '[' ? "a list" : "an object");
     case ',':
     case ']':
     case '}':
@@ -360,7 +362,10 @@ static int parse_value(json_parser_t *j, size_t row, size_t col, float *v)
     t = j->p;
     while (t < j->end && !ends_token(*t))
         t++;
-    if (t - j->p == 4 && memcmp(j->p, "null", 4) == 0) {
+    /* null, and NaN as Python's json module (so the SageMaker SDK's
+     * JSONSerializer) writes a missing float: both are missing values. */
+    if ((t - j->p == 4 && memcmp(j->p, "null", 4) == 0) ||
+        (t - j->p == 3 && memcmp(j->p, "NaN", 3) == 0)) {
         *v = NAN;
         j->p = t;
         return 0;
@@ -378,7 +383,7 @@ static int parse_value(json_parser_t *j, size_t row, size_t col, float *v)
         if (text_rc == SMS_NUMBER_INFINITE)
             reason = sms_number_reason(text_rc);
         else if (text_rc == 0 && x != x)
-            reason = "is not a number (null is JSON's missing value)";
+            reason = "is not a number (null or NaN is a missing value)";
         else if (text_rc != SMS_NUMBER_INVALID)
             reason = "is not a JSON number";
     }
@@ -428,12 +433,12 @@ static int parse_row(json_parser_t *j, size_t instance)
     size_t width = j->n - first;
     if (j->cols == 0) {
         if (width == 0)
-            return sms_error_set(j->err, 400, "row %zu has no values", instance + 1);
+            return sms_error_set(j->err, 400, "%s %zu has no values", j->row_word, instance + 1);
         j->cols = width;
     }
     if (width != j->cols)
-        return sms_error_set(j->err, 400, "row %zu has %zu values, expected %zu", instance + 1,
-                             width, j->cols);
+        return sms_error_set(j->err, 400, "%s %zu has %zu values, expected %zu", j->row_word,
+                             instance + 1, width, j->cols);
     j->out->rows++;
     return 0;
 }
@@ -489,8 +494,8 @@ static int on_instance_member(json_parser_t *j, int which, void *ctx)
     instance_ctx_t *c = ctx;
     (void)which;
     if (c->seen)
-        return sms_error_set(j->err, 400, "byte %zu: row %zu has \"features\" twice",
-                             (size_t)(j->key - j->start), c->instance + 1);
+        return sms_error_set(j->err, 400, "byte %zu: %s %zu has \"features\" twice",
+                             (size_t)(j->key - j->start), j->row_word, c->instance + 1);
     c->seen = 1;
     return parse_row(j, c->instance);
 }
@@ -507,15 +512,16 @@ static int parse_instance(json_parser_t *j, int depth, size_t instance)
         if (parse_object(j, depth, keys, on_instance_member, &c) < 0)
             return -1;
         if (!c.seen)
-            return sms_error_set(j->err, 400, "row %zu has no \"features\" key", instance + 1);
+            return sms_error_set(j->err, 400, "%s %zu has no \"features\" key", j->row_word,
+                                 instance + 1);
         return 0;
     }
     if (j->p >= j->end)
         return expected(j, "an instance");
     return sms_error_set(j->err, 400,
-                         "byte %zu: row %zu is neither a list of values nor an object "
+                         "byte %zu: %s %zu is neither a list of values nor an object "
                          "with \"features\"",
-                         offset(j), instance + 1);
+                         offset(j), j->row_word, instance + 1);
 }
 
 /* The list of instances at j->p, itself at `depth`. */
@@ -604,6 +610,7 @@ int sms_json_decode(const char *body, size_t len, size_t expect_cols, sms_matrix
         .end = body + len,
         .out = out,
         .cols = expect_cols,
+        .row_word = "row",
         .err = err,
     };
     if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
@@ -612,6 +619,42 @@ int sms_json_decode(const char *body, size_t len, size_t expect_cols, sms_matrix
         sms_matrix_reset(out);
         return -1;
     }
+    out->cols = j.cols;
+    return 0;
+}
+
+int sms_json_decode_row(const char *body, const char *p, const char *end, size_t expect_cols,
+                        sms_matrix_t *out, size_t line, sms_error_t *err)
+{
+    json_parser_t j = {
+        .start = body,
+        .p = p,
+        .end = end,
+        .out = out,
+        .n = out->rows * out->cols,
+        .cols = out->rows ? out->cols : expect_cols,
+        .row_word = "line",
+        .err = err,
+    };
+    skip_ws(&j);
+    if (j.p < j.end && *j.p == '[') {
+        if (parse_row(&j, line - 1) < 0)
+            return -1;
+    } else if (j.p < j.end && *j.p == '{') {
+        if (parse_instance(&j, 1, line - 1) < 0)
+            return -1;
+    } else {
+        return sms_error_set(err, 400,
+                             "line %zu, byte %zu: expected a list of feature values or an object "
+                             "with \"features\"",
+                             line, offset(&j));
+    }
+    skip_ws(&j);
+    if (j.p < j.end)
+        return sms_error_set(err, 400,
+                             "line %zu, byte %zu: unexpected data after the JSON "
+                             "document (one document per line)",
+                             line, offset(&j));
     out->cols = j.cols;
     return 0;
 }

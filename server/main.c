@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "smserve/artifact.h"
+#include "smserve/buf.h"
 #include "smserve/capture.h"
 #include "smserve/config.h"
 #include "smserve/http.h"
@@ -82,10 +83,18 @@ static int cmd_check(const char *path, const sms_config_t *cfg)
             rc = -1;
         } else {
             printf("engine: %s\n", sms_model_engine(model));
-            printf("servable: %zu model%s, %zu features, %zu output%s per row\n",
-                   sms_model_size(model), sms_model_size(model) > 1 ? "s (ensemble)" : "",
-                   sms_model_num_feature(model), sms_model_num_output(model),
-                   sms_model_num_output(model) > 1 ? "s" : "");
+            sms_error_t err = {0};
+            if (cfg->has_selection &&
+                sms_selection_check(&cfg->selection, sms_task_of(sms_model_objective(model)),
+                                    sms_model_objective(model), &err) < 0) {
+                printf("REFUSED %s\n", err.msg);
+                rc = -1;
+            } else {
+                printf("servable: %zu model%s, %zu features, %zu output%s per row\n",
+                       sms_model_size(model), sms_model_size(model) > 1 ? "s (ensemble)" : "",
+                       sms_model_num_feature(model), sms_model_num_output(model),
+                       sms_model_num_output(model) > 1 ? "s" : "");
+            }
             sms_model_free(model);
         }
     }
@@ -110,6 +119,7 @@ static int cmd_serve(void)
         sms_log("%s", err.msg);
         return EXIT_CONFIG;
     }
+    sms_matrix_set_max_values(cfg.max_matrix_values);
     sms_capture_config_t capture_cfg;
     sms_metrics_config_t metrics_cfg;
     if (sms_capture_config_from_env(&capture_cfg, &err) < 0 ||
@@ -173,6 +183,15 @@ static int cmd_serve(void)
         exit(EXIT_REFUSED);
     }
     sms_artifacts_free(&set);
+    /* Selectable output that does not fit this model's objective is refused
+     * now, not answered with NaN per request. */
+    if (cfg.has_selection &&
+        sms_selection_check(&cfg.selection, sms_task_of(sms_model_objective(model)),
+                            sms_model_objective(model), &err) < 0) {
+        sms_log("%s", err.msg);
+        fflush(stdout);
+        exit(EXIT_CONFIG);
+    }
     sms_http_set_model(http, model);
     double setup_ms = now_ms() - start;
     sms_log("ready: %s, %zu features, %zu output%s per row, %zu model%s, set up in %.1f ms",

@@ -43,7 +43,8 @@ struct sms_model {
     size_t count;
     size_t num_feature;
     size_t num_output;
-    bool vote; /* class-label objectives: ensemble by majority vote */
+    size_t num_class; /* num_class as the model declares it (0 when not a classifier) */
+    bool vote;        /* class-label objectives: ensemble by majority vote */
     char objective[64];
     char engine[1024]; /* which engine serves each member, and why */
 };
@@ -247,8 +248,8 @@ static void writer_note(const member_t *m, char *out, size_t size)
 /* sum_first members on the C API: the trees' sums (a margin prediction from
  * a zero base margin, which adds the trees in the writer's order), then the
  * base margin, then the objective's transform. Result in thread_finished. */
-static int capi_predict_sum_first(member_t *m, const char *iface, size_t rows,
-                                  const float **result, size_t *values, sms_error_t *err)
+static int capi_predict_sum_first(member_t *m, const char *iface, size_t rows, const float **result,
+                                  size_t *values, sms_error_t *err)
 {
     const sms_objective_t *obj = sms_forest_objective(m->writer);
     size_t ng = obj->num_group, no = obj->num_output;
@@ -282,8 +283,8 @@ static int capi_predict_sum_first(member_t *m, const char *iface, size_t rows,
     for (bst_ulong i = 0; i < dim; i++)
         n *= (size_t)shape[i];
     if (n != rows * ng)
-        return sms_error_set(err, 500, "XGBoost returned %zu margins for %zu rows, expected %zu",
-                             n, rows, rows * ng);
+        return sms_error_set(err, 500, "XGBoost returned %zu margins for %zu rows, expected %zu", n,
+                             rows, rows * ng);
     float margin[SMS_OBJECTIVE_MAX_GROUPS];
     for (size_t r = 0; r < rows; r++) {
         for (size_t g = 0; g < ng; g++)
@@ -388,10 +389,9 @@ static int capi_predict(member_t *m, const float *x, size_t rows, size_t cols, c
                  (uintptr_t)x, rows, cols);
         if (m->sum_first)
             return capi_predict_sum_first(m, iface, rows, result, values, err);
-        rc = XGBoosterPredictFromDense(m->booster, iface,
-                                       m->unsorted_quantiles ? PREDICT_MARGIN_CONFIG
-                                                             : PREDICT_CONFIG,
-                                       thread_proxy, &shape, &dim, result);
+        rc = XGBoosterPredictFromDense(
+            m->booster, iface, m->unsorted_quantiles ? PREDICT_MARGIN_CONFIG : PREDICT_CONFIG,
+            thread_proxy, &shape, &dim, result);
     }
     if (rc != 0) {
         char detail[300];
@@ -636,6 +636,7 @@ int sms_model_load(const sms_artifact_set_t *set, bool native, sms_model_t **out
     const sms_artifact_t *first = &set->items[0];
     snprintf(m->objective, sizeof m->objective, "%s", first->info.objective);
     m->num_feature = (size_t)first->info.num_feature;
+    m->num_class = first->info.num_class > 0 ? (size_t)first->info.num_class : 0;
     m->vote = vote_objective(m->objective) && set->count > 1;
     for (size_t i = 0; i < set->count; i++) {
         const sms_artifact_t *a = &set->items[i];
@@ -728,6 +729,11 @@ size_t sms_model_num_output(const sms_model_t *m)
 {
     return m->num_output;
 }
+size_t sms_model_num_class(const sms_model_t *m)
+{
+    return m->num_class;
+}
+
 const char *sms_model_objective(const sms_model_t *m)
 {
     return m->objective;

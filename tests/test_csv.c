@@ -66,6 +66,7 @@ static void other_delimiters_are_sniffed(void **state)
     (void)state;
     const float want[] = {1, 2, 3, 4, 5, 6};
     check_ok("1\t2\t3\n4\t5\t6\n", 0, 2, 3, want);
+    check_ok("1;2;3\n4; 5;6\n", 0, 2, 3, want); /* as AWS's container's sniffer */
     check_ok("1 \t 2\t3\n 4\t5 \t6\n", 0, 2, 3, want);
     check_ok("1 2 3\n4 5 6\n", 0, 2, 3, want);
     check_ok("  1   2 3  \n4\t5  6\r\n", 0, 2, 3, want);
@@ -174,7 +175,7 @@ static void bad_values_name_row_and_column(void **state)
     check_err_str("1,2\n3,abc\n", 0, "row 2, column 2: 'abc' is not a number");
     check_err_str("f1,f2,f3\n1,2,3\n", 0, "row 1, column 1: 'f1' is not a number");
     check_err_str("1,2\n\n3,4 5\n", 0, "row 3, column 2: '4 5' is not a number");
-    check_err_str("1;2;3", 0, "row 1, column 1: '1;2;3' is not a number");
+    check_err_str("1;2;x", 0, "row 1, column 3: 'x' is not a number");
     check_err_str("1,\"2\n", 0, "row 1, column 2: '\"2' is not a number");
     check_err_str("1,0x\n", 0, "row 1, column 2: '0x' is not a number");
     check_err_str("1,2\\3", 0, "row 1, column 2: '2\\x5c3' is not a number");

@@ -90,6 +90,10 @@ typedef struct hcase {
     char *(*gen)(size_t *len); /* builds piece 0 at run time */
     bytes_t autobody;          /* piece 0 = autohead (default INV) + Content-Length + this */
     const char *autohead;
+    /* the X-Amzn-SageMaker-Custom-Attributes a 200 must carry back, or
+     * NULL: none may */
+    const char *echo;
+    size_t (*echo_len)(void); /* when set: the echo is that many 'a's */
 } hcase_t;
 
 /* Sample row 1 (36 bytes) and its prediction, models/sample.expected line 1. */
@@ -132,6 +136,12 @@ _Static_assert(sizeof(BODY100) - 1 == 100, "BODY100 is 100 bytes");
     {                                                                                              \
         .cat = "content-type", .name = n, .status = st, .must = m, .autobody = B(ROW1),            \
         .autohead = "POST /invocations HTTP/1.1\r\n" HOST ct, __VA_ARGS__                          \
+    }
+
+#define ROW_SM(n, h, st, m, ...)                                                                   \
+    {                                                                                              \
+        .cat = SM, .name = n, .status = st, .must = m, .autobody = B(ROW1), .autohead = INV h,     \
+        __VA_ARGS__                                                                                \
     }
 
 #define MAXCL 6291456 /* MAX_CONTENT_LENGTH's default */
@@ -247,6 +257,32 @@ static char *g_method1000(size_t *len)
     return p;
 }
 
+/* Custom attributes of n 'a's on a valid sample request. */
+static char *attributes_of(size_t *len, size_t n)
+{
+    char *p = cat_alloc(len, n + 200);
+    puts_(p, len, INV "X-Amzn-SageMaker-Custom-Attributes: ");
+    memset(p + *len, 'a', n);
+    *len += n;
+    puts_(p, len, "\r\nContent-Length: 36\r\n\r\n" ROW1);
+    return p;
+}
+
+static size_t len1024(void)
+{
+    return 1024;
+}
+
+static char *g_attributes1024(size_t *len)
+{
+    return attributes_of(len, 1024);
+}
+
+static char *g_attributes1025(size_t *len)
+{
+    return attributes_of(len, 1025);
+}
+
 static char *g_ct8000(size_t *len)
 {
     char *p = cat_alloc(len, 8200);
@@ -329,6 +365,7 @@ static char *g_chunks1(size_t *len)
 #define FR "framing"
 #define HD "headers"
 #define RL "request-line"
+#define SM "sagemaker-headers"
 #define SZ "sizes"
 #define TM "timing"
 
@@ -640,7 +677,7 @@ static const hcase_t CASES[] = {
         P1("GET /invocations HTTP/1.1\r\n" HOST "\r\n")),
     ROW(RL, "HEAD /invocations", 405, NULL, P1("HEAD /invocations HTTP/1.1\r\n" HOST "\r\n")),
     ROW(RL, "DELETE /ping", 405, "/ping", P1("DELETE /ping HTTP/1.1\r\n" HOST "\r\n")),
-    ROW(RL, "OPTIONS /ping", 405, "/ping", P1("OPTIONS /ping HTTP/1.1\r\n" HOST "\r\n")),
+    ROW(RL, "OPTIONS /ping", 200, NULL, P1("OPTIONS /ping HTTP/1.1\r\n" HOST "\r\n")),
     ROW(RL, "TRACE /ping [RFC: a known method]", 405, "/ping|method", .alt = {400},
         P1("TRACE /ping HTTP/1.1\r\n" HOST "\r\n")),
     ROW(RL, "POST /ping, empty body", 405, "/ping",
@@ -776,11 +813,12 @@ static const hcase_t CASES[] = {
     CT_ROW("text/csv-ish 'text/csv2'", "Content-Type: text/csv2\r\n", 415, "text/csv2"),
     CT_ROW("list 'text/csv, application/json'", "Content-Type: text/csv, application/json\r\n", 415,
            "Content-Type"),
-    CT_ROW("application/jsonlines", "Content-Type: application/jsonlines\r\n", 415,
-           "application/jsonlines"),
-    CT_ROW("application/x-recordio-protobuf", "Content-Type: application/x-recordio-protobuf\r\n",
-           415, "recordio"),
-    CT_ROW("text/libsvm", "Content-Type: text/libsvm\r\n", 415, "text/libsvm"),
+    /* Types smserve reads, given a CSV body: the decoder says what is wrong. */
+    CT_ROW("CSV sent as application/jsonlines", "Content-Type: application/jsonlines\r\n", 400,
+           "line 1"),
+    CT_ROW("CSV sent as application/x-recordio-protobuf",
+           "Content-Type: application/x-recordio-protobuf\r\n", 400, "RecordIO"),
+    CT_ROW("CSV sent as text/libsvm", "Content-Type: text/libsvm\r\n", 400, "index:value"),
     CT_ROW("multipart/form-data", "Content-Type: multipart/form-data; boundary=canary\r\n", 415,
            "multipart"),
     CT_ROW("Content-Type with a control byte", "Content-Type: text/csv\x01\r\n", 400,
@@ -813,6 +851,35 @@ static const hcase_t CASES[] = {
      .autohead =
          "POST /invocations HTTP/1.1\r\n" HOST "Content-Type: application/json; charset=utf-8\r\n",
      .flags = F_PRED},
+
+    /* ================================================ SageMaker's headers */
+    /* Custom attributes come back in the response head (SageMaker passes
+     * them on only then), so only what SageMaker itself sends is taken:
+     * at most 1,024 visible ASCII characters and spaces. The other
+     * headers are recorded (data capture), never echoed. */
+    ROW_SM("custom attributes (valid, echoed)",
+           "X-Amzn-SageMaker-Custom-Attributes: trace=7f3a, user=42; a/b\r\n", 200, NULL,
+           .flags = F_PRED, .echo = "trace=7f3a, user=42; a/b"),
+    ROW(SM, "custom attributes of 1,024 characters (valid, echoed)", 200, NULL,
+        .gen = g_attributes1024, .flags = F_PRED, .echo_len = len1024),
+    ROW(SM, "custom attributes of 1,025 characters", 400, "Custom-Attributes", .must2 = "1025",
+        .gen = g_attributes1025),
+    ROW_SM("custom attributes with a byte over 0x7e",
+           "X-Amzn-SageMaker-Custom-Attributes: canary=caf\xc3\xa9\r\n", 400, "Custom-Attributes",
+           .must2 = "visible ASCII"),
+    ROW_SM("custom attributes with DEL", "X-Amzn-SageMaker-Custom-Attributes: canary\x7f\r\n", 400,
+           "control"),
+    ROW_SM("custom attributes with a tab", "X-Amzn-SageMaker-Custom-Attributes: a\tcanary\r\n", 400,
+           "control"),
+    ROW_SM("custom attributes with a control byte",
+           "X-Amzn-SageMaker-Custom-Attributes: canary\x01\r\n", 400,
+           "control|header|Custom-Attributes"),
+    ROW_SM("custom attributes empty (valid, not echoed)", "X-Amzn-SageMaker-Custom-Attributes:\r\n",
+           200, NULL, .flags = F_PRED),
+    ROW_SM("inference id (valid, not echoed)",
+           "X-Amzn-SageMaker-Inference-Id: canary-\xc3\xa9-1\r\n", 200, NULL, .flags = F_PRED),
+    ROW_SM("target model (valid, not echoed)", "X-Amzn-SageMaker-Target-Model: canary.tar.gz\r\n",
+           200, NULL, .flags = F_PRED),
 
     /* ================================================================ numbers */
     /* Policy pending: decimal, nan, inf/infinity as Python's float(); the
@@ -1336,6 +1403,21 @@ static void check_response(const hcase_t *hc, const resp_t *r, int is_head, why_
         }
         json_decref(doc);
     }
+    const char *echo = strcasestr(r->head, "\nX-Amzn-SageMaker-Custom-Attributes:");
+    if (st == 200 && (hc->echo || hc->echo_len)) {
+        size_t want_len = hc->echo_len ? hc->echo_len() : strlen(hc->echo);
+        const char *v = echo ? echo + 36 : NULL;
+        while (v && *v == ' ')
+            v++;
+        size_t n = v ? strcspn(v, "\r") : 0;
+        int same = v && n == want_len;
+        for (size_t i = 0; same && i < n; i++)
+            same = v[i] == (hc->echo_len ? 'a' : hc->echo[i]);
+        if (!same)
+            whyf(w, "custom attributes not echoed as sent: '%.80s'", v ? v : "(no header)");
+    } else if (echo) {
+        whyf(w, "X-Amzn-SageMaker-Custom-Attributes in the response, none expected");
+    }
     if (st == 200 && (hc->flags & F_PRED) && !is_head) {
         char *end = NULL;
         float got = r->body ? strtof(r->body, &end) : NAN;
@@ -1736,8 +1818,8 @@ static void test_budget(void **state)
     size_t len = 0;
     char *req = body_of(&len, BUDGET);
     conn_t a;
-    int held = tu_conn_open(&a, s.port) == 0 &&
-               conn_send(&a, req, len - 1, tu_now_s() + 30 * slow()) == 0;
+    int held =
+        tu_conn_open(&a, s.port) == 0 && conn_send(&a, req, len - 1, tu_now_s() + 30 * slow()) == 0;
     CHECK(held, "could not send the budget-holding body");
     struct timespec ts = {.tv_sec = 0, .tv_nsec = 300 * 1000000L};
     nanosleep(&ts, NULL); /* the server has read it */

@@ -61,6 +61,10 @@ static void accepted_shapes_decode(void **state)
     check_ok("{\"features\": [1, 2, null]}", 0, 1, 3, want);
     check_ok("[1, 2, null]", 3, 1, 3, want);
     check_ok("\xEF\xBB\xBF{\"features\": [1, 2, null]}", 0, 1, 3, want);
+    /* NaN as Python's json module writes a missing float (the SDK's
+     * JSONSerializer of a numpy row): missing, like null */
+    check_ok("[[1, 2, NaN], [3, 4.5, -5e-3]]", 0, 2, 3, want);
+    check_ok("{\"instances\": [{\"features\": [1,2,NaN]}, [3,4.5,-5e-3]]}", 3, 2, 3, want);
     const float z[] = {0, -0.0f, 1e30f, 0, 3.4028235e38f, 1.4e-45f};
     check_ok("[0, -0, 1E+30, 1e-999, 3.4028235e38, 1.4e-45]", 0, 1, 6, z);
 }
@@ -197,9 +201,11 @@ static void refused_number_forms(void **state)
         {"[[1], [-Infinity]]",
          "row 2, column 1 (byte 7): '-Infinity' is infinite, which XGBoost refuses"},
         {"[1, inf]", "row 1, column 2 (byte 4): 'inf' is infinite, which XGBoost refuses"},
-        {"[NaN]", "row 1, column 1 (byte 1): 'NaN' is not a number (null is JSON's missing value)"},
+        {"[-NaN]", "row 1, column 1 (byte 1): '-NaN' is not a number (null or NaN is a missing "
+                   "value)"},
+        {"[NaNa]", "row 1, column 1 (byte 1): 'NaNa' is not a number"},
         {"{\"features\": [1, nan]}",
-         "row 1, column 2 (byte 17): 'nan' is not a number (null is JSON's missing value)"},
+         "row 1, column 2 (byte 17): 'nan' is not a number (null or NaN is a missing value)"},
         {"[0x10]", "row 1, column 1 (byte 1): '0x10' is not a number"},
         {"[1, 0x1p-2]", "row 1, column 2 (byte 4): '0x1p-2' is not a number"},
         {"[1_0]", "row 1, column 1 (byte 1): '1_0' is not a number"},

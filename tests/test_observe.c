@@ -118,9 +118,11 @@ static void stop_server(tu_server_t *s, const char *what, char **log)
     unlink(s->log_path);
 }
 
-/* POST /invocations with optional Content-Type, Accept and inference id. */
-static int post(int port, const char *content_type, const char *accept, const char *inference_id,
-                const char *body, size_t len, tu_response_t *r)
+/* POST /invocations with optional Content-Type, Accept, inference id and
+ * other header lines (more, "Name: value" joined with CRLF). */
+static int post_with(int port, const char *content_type, const char *accept,
+                     const char *inference_id, const char *more, const char *body, size_t len,
+                     tu_response_t *r)
 {
     char headers[1024] = "";
     size_t n = 0;
@@ -132,7 +134,15 @@ static int post(int port, const char *content_type, const char *accept, const ch
     if (inference_id)
         n += (size_t)snprintf(headers + n, sizeof headers - n,
                               "%sX-Amzn-SageMaker-Inference-Id: %s", n ? "\r\n" : "", inference_id);
+    if (more)
+        n += (size_t)snprintf(headers + n, sizeof headers - n, "%s%s", n ? "\r\n" : "", more);
     return tu_http(port, "POST", "/invocations", n ? headers : NULL, body, len, r);
+}
+
+static int post(int port, const char *content_type, const char *accept, const char *inference_id,
+                const char *body, size_t len, tu_response_t *r)
+{
+    return post_with(port, content_type, accept, inference_id, NULL, body, len, r);
 }
 
 /* A request that must get `status`; returns the response body length (for
@@ -555,7 +565,8 @@ typedef struct part {
 typedef struct record {
     part_t in, out;
     const char *event_id;
-    const char *inference_id; /* NULL when absent */
+    const char *inference_id;                     /* NULL when absent */
+    const char *custom_attributes, *target_model; /* NULL when absent */
     time_t time;
 } record_t;
 
@@ -633,9 +644,17 @@ static void check_record(const rec_t *rc, bool want_input, bool want_output, tim
 
     CHECK(json_is_object(md), "%s:%zu: no eventMetadata object", rc->rel, rc->line + 1);
     json_t *id = json_object_get(md, "eventId"), *inf = json_object_get(md, "inferenceId"),
-           *tm = json_object_get(md, "inferenceTime");
-    CHECK(object_size(md) == 2u + (inf != NULL), "%s:%zu: eventMetadata has %zu members", rc->rel,
-          rc->line + 1, object_size(md));
+           *tm = json_object_get(md, "inferenceTime"),
+           *ca = json_object_get(md, "customAttributes"),
+           *target = json_object_get(md, "targetModel");
+    CHECK(object_size(md) == 2u + (inf != NULL) + (ca != NULL) + (target != NULL),
+          "%s:%zu: eventMetadata has %zu members", rc->rel, rc->line + 1, object_size(md));
+    CHECK(!ca || json_is_string(ca), "%s:%zu: customAttributes is not a string", rc->rel,
+          rc->line + 1);
+    CHECK(!target || json_is_string(target), "%s:%zu: targetModel is not a string", rc->rel,
+          rc->line + 1);
+    out->custom_attributes = json_is_string(ca) ? json_string_value(ca) : NULL;
+    out->target_model = json_is_string(target) ? json_string_value(target) : NULL;
     out->event_id = json_is_string(id) ? json_string_value(id) : "";
     CHECK(is_uuid4(out->event_id, strlen(out->event_id)), "%s:%zu: eventId \"%s\" is not a UUIDv4",
           rc->rel, rc->line + 1, out->event_id);
@@ -689,8 +708,9 @@ typedef struct sent {
     char *body;
     size_t len;
     const char *content_type, *accept;
-    char *inference_id; /* as sent, or NULL */
-    bool id_empty;      /* the header was sent empty */
+    char *inference_id;              /* as sent, or NULL */
+    bool id_empty;                   /* the header was sent empty */
+    const char *attributes, *target; /* X-Amzn-SageMaker-Custom-Attributes, -Target-Model */
     int status;
     char *response;
     size_t response_len;
@@ -763,8 +783,19 @@ static void test_capture_all(void **state)
             q->inference_id = strdup("");
             q->id_empty = true;
         }
+        /* Custom attributes and a target model on some: recorded as sent. */
+        if (i % 4 == 1)
+            q->attributes = i % 8 == 1 ? "trace=7f3a, user=42; \"quoted\" \\ a/b" : "c=1";
+        if (i % 7 == 2)
+            q->target = i % 14 == 2 ? "customer-7/model.tar.gz" : "m\xc3\xa9";
+        char more[300];
+        snprintf(more, sizeof more, "%s%s%s%s%s",
+                 q->attributes ? "X-Amzn-SageMaker-Custom-Attributes: " : "",
+                 q->attributes ? q->attributes : "", q->attributes && q->target ? "\r\n" : "",
+                 q->target ? "X-Amzn-SageMaker-Target-Model: " : "", q->target ? q->target : "");
         tu_response_t r;
-        if (post(s.port, q->content_type, q->accept, q->inference_id, q->body, q->len, &r) != 0) {
+        if (post_with(s.port, q->content_type, q->accept, q->inference_id, *more ? more : NULL,
+                      q->body, q->len, &r) != 0) {
             CHECK(0, "capture request %d: no response", i);
             continue;
         }
@@ -853,6 +884,16 @@ static void test_capture_all(void **state)
             else
                 CHECK(!rec.inference_id, "request %d: inferenceId \"%s\", but %s", i,
                       rec.inference_id, q->id_empty ? "it was sent empty" : "none was sent");
+            CHECK(!q->attributes == !rec.custom_attributes &&
+                      (!q->attributes || !strcmp(q->attributes, rec.custom_attributes)),
+                  "request %d: customAttributes \"%s\", sent \"%s\"", i,
+                  rec.custom_attributes ? rec.custom_attributes : "(absent)",
+                  q->attributes ? q->attributes : "(none)");
+            CHECK(!q->target == !rec.target_model &&
+                      (!q->target || !strcmp(q->target, rec.target_model)),
+                  "request %d: targetModel \"%s\", sent \"%s\"", i,
+                  rec.target_model ? rec.target_model : "(absent)",
+                  q->target ? q->target : "(none)");
         }
         record_free(&rec);
     }

@@ -869,9 +869,8 @@ static void test_sample_requests(void **state)
                   "{\"instances\": [[1, 2,", 400, "malformed JSON");
     expect_status(s.port, "POST", "/invocations", "Content-Type: application/json",
                   "{\"instances\": [[1, 2, 3]]}", 400, "JSON row too short");
-    expect_status(s.port, "POST", "/invocations",
-                  "Content-Type: text/csv\r\nAccept: application/x-recordio-protobuf",
-                  "1,2,3,4,5,6,7,8\n", 406, "Accept recordio-protobuf");
+    expect_status(s.port, "POST", "/invocations", "Content-Type: text/csv\r\nAccept: text/html",
+                  "1,2,3,4,5,6,7,8\n", 406, "Accept text/html");
     expect_status(s.port, "POST", "/invocations", "Content-Type: application/x-foo",
                   "1,2,3,4,5,6,7,8\n", 415, "Content-Type application/x-foo");
     expect_status(s.port, "GET", "/nope", NULL, NULL, 404, "GET /nope");
@@ -967,6 +966,39 @@ static void test_max_content_length(void **state)
         tu_response_free(&r);
     }
     tu_server_finish(&s, "max content length", 0);
+done:
+    free(dir);
+    tu_checks_end();
+}
+
+/* SMSERVE_MAX_MATRIX_VALUES reaches the decoders whose rows are not
+ * bounded by their bytes: 200 libsvm lines of 4 bytes are 200 x 8 values. */
+static void test_max_matrix_values(void **state)
+{
+    (void)state;
+    tu_checks_begin();
+    char *dir = sample_dir();
+    const char *env[] = {"SMSERVE_MAX_MATRIX_VALUES=1024", NULL};
+    tu_server_t s;
+    if (tu_server_begin(&s, dir, env, 0) != 0)
+        goto done;
+    char body[801];
+    for (int i = 0; i < 200; i++)
+        memcpy(body + 4 * i, "1:1\n", 4);
+    body[800] = '\0';
+    tu_response_t r;
+    if (post(s.port, "text/libsvm", NULL, body, 800, &r) == 0) {
+        check_error_body("200 libsvm rows x 8 over SMSERVE_MAX_MATRIX_VALUES=1024", &r, 413);
+        CHECK(strstr(r.body, "limit of 1024 values"), "413 does not name the limit: %s", r.body);
+        tu_response_free(&r);
+    }
+    /* 128 x 8 is the limit exactly */
+    if (post(s.port, "text/libsvm", NULL, body, 512, &r) == 0) {
+        CHECK(r.status == 200, "128 libsvm rows x 8 at the limit: status %d (%s)", r.status,
+              r.body);
+        tu_response_free(&r);
+    }
+    tu_server_finish(&s, "max matrix values", 0);
 done:
     free(dir);
     tu_checks_end();
@@ -1298,11 +1330,17 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_version),          cmocka_unit_test(test_sample_requests),
-        cmocka_unit_test(test_serve_cases),      cmocka_unit_test(test_serve_tarball),
-        cmocka_unit_test(test_refuse_cases),     cmocka_unit_test(test_max_content_length),
-        cmocka_unit_test(test_hostile_bodies),   cmocka_unit_test(test_concurrent_predictions),
-        cmocka_unit_test(test_idle_connections), cmocka_unit_test(test_invalid_env),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_sample_requests),
+        cmocka_unit_test(test_serve_cases),
+        cmocka_unit_test(test_serve_tarball),
+        cmocka_unit_test(test_refuse_cases),
+        cmocka_unit_test(test_max_content_length),
+        cmocka_unit_test(test_max_matrix_values),
+        cmocka_unit_test(test_hostile_bodies),
+        cmocka_unit_test(test_concurrent_predictions),
+        cmocka_unit_test(test_idle_connections),
+        cmocka_unit_test(test_invalid_env),
         cmocka_unit_test(test_sigterm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

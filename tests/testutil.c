@@ -1,6 +1,6 @@
 /* Shared test helpers: files, temporary directories, guarded buffers, a
- * seeded RNG, decoder checks, and a real smserve process on a free port with
- * a minimal HTTP/1.1 client. */
+ * seeded RNG, decoder checks, the AWS corpus, RecordIO bodies read back, and
+ * a real smserve process on a free port with a minimal HTTP/1.1 client. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
@@ -20,6 +20,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "smserve/pbwire.h"
+#include "smserve/recordio.h"
 
 char *tu_read_file(const char *path, size_t *len)
 {
@@ -162,6 +165,16 @@ int tu_decode_guarded(sms_decode_fn fn, const char *body, size_t len, size_t exp
     return rc;
 }
 
+static bool matrix_equal(const sms_matrix_t *m, size_t rows, size_t cols, const float *want)
+{
+    if (m->rows != rows || m->cols != cols)
+        return false;
+    for (size_t i = 0; i < rows * cols; i++)
+        if (isnan(want[i]) ? !isnan(m->values[i]) : m->values[i] != want[i])
+            return false;
+    return true;
+}
+
 void tu_assert_matrix_equal(const sms_matrix_t *m, size_t rows, size_t cols, const float *want)
 {
     assert_int_equal(m->rows, rows);
@@ -182,6 +195,8 @@ void tu_check_decode_ok(sms_decode_fn fn, const char *body, size_t expect_cols, 
     int rc = tu_decode_guarded(fn, body, strlen(body), expect_cols, &m, &err);
     if (rc != 0)
         print_error("body '%s': %s\n", body, err.msg);
+    else if (!matrix_equal(&m, rows, cols, want))
+        print_error("body '%s': not the matrix expected\n", body);
     assert_int_equal(rc, 0);
     tu_assert_matrix_equal(&m, rows, cols, want);
     sms_matrix_free(&m);
@@ -204,7 +219,10 @@ void tu_check_decode_err(sms_decode_fn fn, const char *body, size_t len, size_t 
     sms_matrix_free(&m);
 }
 
-void tu_check_decode_clean(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols)
+/* tu_check_decode_clean, where a refusal may also have status also_status
+ * (0: none). */
+static void check_clean(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols,
+                        int also_status)
 {
     sms_matrix_t m = {0};
     sms_error_t err;
@@ -212,17 +230,257 @@ void tu_check_decode_clean(sms_decode_fn fn, const char *body, size_t len, size_
     if (rc == 0) {
         if (m.rows)
             assert_true(m.cols > 0 && m.cap >= m.rows * m.cols);
-        if (expect_cols && m.rows)
+        if (expect_cols)
             assert_int_equal(m.cols, expect_cols);
     } else {
         assert_int_equal(rc, -1);
-        assert_int_equal(err.status, 400);
+        assert_true(err.status == 400 || (also_status && err.status == also_status));
         assert_true(err.msg[0] != '\0');
         for (const char *c = err.msg; *c; c++)
             assert_true(*c >= 0x20 && *c < 0x7f);
         assert_int_equal(m.rows, 0);
     }
     sms_matrix_free(&m);
+}
+
+void tu_check_decode_clean(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols)
+{
+    check_clean(fn, body, len, expect_cols, 0);
+}
+
+void tu_check_decode_clean_capped(sms_decode_fn fn, const char *body, size_t len,
+                                  size_t expect_cols)
+{
+    check_clean(fn, body, len, expect_cols, 413);
+}
+
+void tu_check_decode_prefixes(tu_clean_fn check, sms_decode_fn fn, const char *body, size_t len,
+                              const size_t *widths, size_t nwidths)
+{
+    for (size_t cut = 0; cut <= len; cut++)
+        for (size_t w = 0; w < nwidths; w++)
+            check(fn, body, cut, widths[w]);
+}
+
+void tu_check_decode_random(tu_clean_fn check, sms_decode_fn fn, const char *alphabet,
+                            size_t max_len, int iters, size_t max_cols, uint64_t *rng)
+{
+    char body[4096];
+    size_t letters = strlen(alphabet);
+    assert_true(max_len <= sizeof body && letters > 0);
+    for (int i = 0; i < iters; i++) {
+        size_t n = tu_rand32(rng) % max_len;
+        bool binary = i % 4 == 0;
+        for (size_t k = 0; k < n; k++)
+            body[k] = binary ? (char)tu_rand32(rng) : alphabet[tu_rand32(rng) % letters];
+        check(fn, body, n, 0);
+        check(fn, body, n, 1 + tu_rand32(rng) % max_cols);
+    }
+}
+
+void tu_check_decode_cases(sms_decode_fn fn, const tu_decode_case_t *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const tu_decode_case_t *c = &cases[i];
+        if (c->msg)
+            tu_check_decode_err(fn, c->body, strlen(c->body), c->expect_cols, c->msg);
+        else
+            tu_check_decode_ok(fn, c->body, c->expect_cols, c->rows, c->cols, c->want);
+    }
+}
+
+char *tu_aws_corpus(const char *probe)
+{
+    const char *env = getenv("SMSERVE_AWS_CORPUS");
+    char *dir =
+        env && *env ? strdup(env) : tu_path(SMS_SOURCE_DIR, "../shared/fixtures/aws-responses");
+    assert_non_null(dir);
+    char *path = tu_path(dir, probe);
+    bool readable = path && access(path, R_OK) == 0;
+    free(path);
+    if (readable)
+        return dir;
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0)
+        fail_msg("AWS corpus missing at %s (set SMSERVE_AWS_CORPUS)", dir);
+    free(dir);
+    skip();
+    return NULL;
+}
+
+json_t *tu_aws_index(const char *dir)
+{
+    char *path = tu_path(dir, "requests/index.json");
+    json_error_t jerr;
+    json_t *index = json_load_file(path, 0, &jerr);
+    if (!index)
+        print_error("%s: %s\n", path, jerr.text);
+    free(path);
+    assert_non_null(index);
+    return index;
+}
+
+float *tu_aws_matrix(json_t *index, const char *name, size_t *rows, size_t *cols)
+{
+    json_t *m = json_object_get(json_object_get(index, "_matrices"), name);
+    assert_non_null(m);
+    bool nested = json_is_array(json_array_get(m, 0));
+    *rows = nested ? json_array_size(m) : 1;
+    *cols = json_array_size(nested ? json_array_get(m, 0) : m);
+    float *v = calloc(*rows * *cols + 1, sizeof *v);
+    assert_non_null(v);
+    for (size_t r = 0; r < *rows; r++) {
+        json_t *row = nested ? json_array_get(m, r) : m;
+        assert_int_equal(json_array_size(row), *cols);
+        for (size_t c = 0; c < *cols; c++) {
+            json_t *x = json_array_get(row, c);
+            v[r * *cols + c] = json_is_null(x) ? NAN : (float)json_number_value(x);
+        }
+    }
+    return v;
+}
+
+static int base64_value(char c)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *at = c ? strchr(alphabet, c) : NULL;
+    return at ? (int)(at - alphabet) : -1;
+}
+
+uint8_t *tu_base64_decode(const char *s, size_t n, size_t *len)
+{
+    if (n % 4)
+        return NULL;
+    uint8_t *out = malloc(n / 4 * 3 + 1);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        for (int j = 0; j < 4; j++) {
+            v[j] = base64_value(s[i + j]);
+            bool pad = i + 4 == n && s[i + j] == '=' && j >= 2 && (j == 3 || s[i + 3] == '=');
+            if (v[j] < 0 && !pad) {
+                free(out);
+                return NULL;
+            }
+        }
+        out[k++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
+        if (v[2] >= 0)
+            out[k++] = (uint8_t)((v[1] & 15) << 4 | v[2] >> 2);
+        if (v[3] >= 0)
+            out[k++] = (uint8_t)((v[2] & 3) << 6 | v[3]);
+    }
+    *len = k;
+    return out;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+size_t tu_rio_frames(const uint8_t *body, size_t len, const uint8_t **records, size_t *lengths,
+                     size_t max)
+{
+    size_t n = 0, at = 0;
+    while (at < len) {
+        assert_true(at + 8 <= len);
+        uint32_t flen = le32(body + at + 4);
+        assert_int_equal(le32(body + at), SMS_RECORDIO_MAGIC);
+        assert_int_equal(flen >> 29, 0);
+        size_t padded = (flen + 3u) & ~(size_t)3;
+        assert_true(at + 8 + padded <= len);
+        for (size_t i = flen; i < padded; i++)
+            assert_int_equal(body[at + 8 + i], 0);
+        assert_true(n < max);
+        records[n] = body + at + 8;
+        lengths[n++] = flen;
+        at += 8 + padded;
+    }
+    return n;
+}
+
+/* A Float32Tensor's values, packed or not: *n of them into out. */
+static void read_tensor(const uint8_t *p, const uint8_t *end, float *out, size_t *n)
+{
+    *n = 0;
+    while (p < end) {
+        uint32_t num;
+        int wt;
+        const uint8_t *val;
+        size_t len;
+        uint64_t scalar;
+        assert_int_equal(sms_pb_field(&p, end, &num, &wt, &val, &len, &scalar), 0);
+        if (num != 1)
+            continue;
+        if (wt == SMS_PB_LEN) {
+            assert_int_equal(len % 4, 0);
+            for (size_t i = 0; i < len; i += 4) {
+                uint32_t bits = le32(val + i);
+                assert_true(*n < TU_RIO_MAX_VALUES);
+                memcpy(&out[(*n)++], &bits, 4);
+            }
+        } else {
+            assert_int_equal(wt, SMS_PB_I32);
+            uint32_t bits = (uint32_t)scalar;
+            assert_true(*n < TU_RIO_MAX_VALUES);
+            memcpy(&out[(*n)++], &bits, 4);
+        }
+    }
+}
+
+void tu_rio_read_labels(const uint8_t *rec, size_t len, tu_rio_labels_t *lab)
+{
+    const uint8_t *p = rec, *end = rec + len;
+    memset(lab, 0, sizeof *lab);
+    while (p < end) {
+        const uint8_t *start = p, *val;
+        uint32_t num;
+        int wt;
+        size_t vlen;
+        uint64_t scalar;
+        assert_int_equal(sms_pb_field(&p, end, &num, &wt, &val, &vlen, &scalar), 0);
+        assert_int_equal(num, 2); /* only label entries */
+        assert_int_equal(wt, SMS_PB_LEN);
+        char key[32] = "";
+        float v[TU_RIO_MAX_VALUES];
+        size_t nv = 0;
+        const uint8_t *q = val, *qend = val + vlen;
+        while (q < qend) {
+            const uint8_t *fv;
+            size_t flen;
+            assert_int_equal(sms_pb_field(&q, qend, &num, &wt, &fv, &flen, &scalar), 0);
+            assert_int_equal(wt, SMS_PB_LEN);
+            if (num == 1) {
+                assert_true(flen < sizeof key);
+                memcpy(key, fv, flen);
+                key[flen] = '\0';
+            } else if (num == 2) { /* Value: float32_tensor is field 2 */
+                const uint8_t *r = fv, *rend = fv + flen;
+                while (r < rend) {
+                    const uint8_t *tv;
+                    size_t tlen;
+                    assert_int_equal(sms_pb_field(&r, rend, &num, &wt, &tv, &tlen, &scalar), 0);
+                    assert_int_equal(num, 2);
+                    read_tensor(tv, tv + tlen, v, &nv);
+                }
+            }
+        }
+        assert_true(lab->entries < TU_RIO_MAX_ENTRIES);
+        lab->entry[lab->entries] = start;
+        lab->entry_len[lab->entries++] = (size_t)(p - start);
+        size_t i = 0;
+        while (i < lab->n && strcmp(lab->name[i], key) != 0)
+            i++;
+        if (i == lab->n) {
+            assert_true(lab->n < TU_RIO_MAX_KEYS);
+            strcpy(lab->name[lab->n++], key);
+        }
+        lab->count[i] = nv;
+        memcpy(lab->values[i], v, nv * sizeof *v);
+    }
 }
 
 int tu_free_port(void)
@@ -592,6 +850,19 @@ int tu_run(const char *const *argv, const char *const *extra_env, char **output)
 {
     int rc = tu_run_timed(argv, extra_env, 0, output, NULL);
     return rc < 0 ? -1 : rc;
+}
+
+void tu_setenv_all(const char *const *entries)
+{
+    for (size_t i = 0; entries[i]; i++) {
+        const char *eq = strchr(entries[i], '=');
+        assert_non_null(eq);
+        char name[128];
+        assert_true((size_t)(eq - entries[i]) < sizeof name);
+        memcpy(name, entries[i], (size_t)(eq - entries[i]));
+        name[eq - entries[i]] = '\0';
+        assert_int_equal(setenv(name, eq + 1, 1), 0);
+    }
 }
 
 int tu_failures;

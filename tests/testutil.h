@@ -1,6 +1,7 @@
 /* Helpers shared by the cmocka tests: files, temporary directories, a
- * seeded RNG, checks that drive any request decoder from a guarded buffer,
- * and the real smserve binary started on a free port with a minimal HTTP
+ * seeded RNG, checks and tables of cases that drive any request decoder from
+ * a guarded buffer, the AWS responses corpus, RecordIO bodies read back, and
+ * the real smserve binary started on a free port with a minimal HTTP
  * client. */
 #ifndef SMS_TESTUTIL_H
 #define SMS_TESTUTIL_H
@@ -74,6 +75,89 @@ void tu_check_decode_err(sms_decode_fn fn, const char *body, size_t len, size_t 
  * matrix (of expect_cols columns when non-zero) or -1, status 400, a
  * non-empty one-line printable message and no rows. */
 void tu_check_decode_clean(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols);
+/* tu_check_decode_clean for a decoder under a value cap: a refusal may also
+ * be the cap's 413. */
+void tu_check_decode_clean_capped(sms_decode_fn fn, const char *body, size_t len,
+                                  size_t expect_cols);
+/* One of the two above, for the hostile loops below. */
+typedef void (*tu_clean_fn)(sms_decode_fn fn, const char *body, size_t len, size_t expect_cols);
+/* check on every prefix of body, 0 to len bytes, at each of the nwidths
+ * expected widths (0: free). */
+void tu_check_decode_prefixes(tu_clean_fn check, sms_decode_fn fn, const char *body, size_t len,
+                              const size_t *widths, size_t nwidths);
+/* check on `iters` random bodies of fewer than max_len (at most 4096)
+ * bytes: every fourth of any bytes, the others of characters from alphabet
+ * (NUL-terminated). Each at a free width and at 1 + a random width below
+ * max_cols; the randomness is tu_rand32 on *rng. */
+void tu_check_decode_random(tu_clean_fn check, sms_decode_fn fn, const char *alphabet,
+                            size_t max_len, int iters, size_t max_cols, uint64_t *rng);
+
+/* A decoder's case, for tables of them: the NUL-terminated body at
+ * expect_cols decodes to rows x cols values equal to want, as
+ * tu_check_decode_ok (msg NULL), or is refused as tu_check_decode_err with
+ * msg. Write them with TU_DECODES and TU_REFUSES. */
+typedef struct tu_decode_case {
+    const char *body;
+    size_t expect_cols;
+    size_t rows, cols;
+    const float *want;
+    const char *msg;
+} tu_decode_case_t;
+#define TU_DECODES(body, expect_cols, rows, cols, want)                                            \
+    {                                                                                              \
+        (body), (expect_cols), (rows), (cols), (want), NULL                                        \
+    }
+#define TU_REFUSES(body, expect_cols, msg)                                                         \
+    {                                                                                              \
+        (body), (expect_cols), 0, 0, NULL, (msg)                                                   \
+    }
+/* Checks the n cases of a table with decoder fn. */
+void tu_check_decode_cases(sms_decode_fn fn, const tu_decode_case_t *cases, size_t n);
+/* The number of elements of an array. */
+#define TU_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- the AWS responses corpus (tests/conformance) ------------------------ */
+
+/* Its directory: SMSERVE_AWS_CORPUS, else ../shared/fixtures/aws-responses
+ * beside the source tree. Returns it (malloc'd, caller frees) when its file
+ * `probe` is readable; otherwise skips the test, or fails it under CI=true. */
+char *tu_aws_corpus(const char *probe);
+/* requests/index.json of the corpus at dir (a new reference). */
+json_t *tu_aws_index(const char *dir);
+/* index.json's matrix `name` (a row, or a list of rows of one width; null is
+ * NaN) as rows x cols floats, malloc'd (caller frees). */
+float *tu_aws_matrix(json_t *index, const char *name, size_t *rows, size_t *cols);
+/* Strict base64 (length a multiple of 4, '=' padding only at the end) of the
+ * n characters at s: malloc'd bytes and *len, or NULL when malformed. */
+uint8_t *tu_base64_decode(const char *s, size_t n, size_t *len);
+
+/* ---- RecordIO-protobuf bodies, read back with a protobuf walk ------------ */
+
+/* Splits a RecordIO body into its records, asserting every frame's magic,
+ * its length and zero padding, and that the frames fill the body exactly:
+ * records[i], lengths[i] point into body. Returns how many (at most max). */
+size_t tu_rio_frames(const uint8_t *body, size_t len, const uint8_t **records, size_t *lengths,
+                     size_t max);
+
+#define TU_RIO_MAX_KEYS    8
+#define TU_RIO_MAX_VALUES  16
+#define TU_RIO_MAX_ENTRIES 32
+
+/* One Record's label map: its keys in order of first appearance with their
+ * merged values (a repeated key: the last entry wins, as protobuf parsers
+ * do), and each entry's bytes as on the wire, tag included. */
+typedef struct tu_rio_labels {
+    size_t n;
+    char name[TU_RIO_MAX_KEYS][32];
+    size_t count[TU_RIO_MAX_KEYS];
+    float values[TU_RIO_MAX_KEYS][TU_RIO_MAX_VALUES];
+    size_t entries; /* on the wire, repeats included */
+    const uint8_t *entry[TU_RIO_MAX_ENTRIES];
+    size_t entry_len[TU_RIO_MAX_ENTRIES];
+} tu_rio_labels_t;
+/* Reads the Record at rec (len bytes) into *lab, asserting that it holds
+ * only label entries whose Values are float32 tensors. */
+void tu_rio_read_labels(const uint8_t *rec, size_t len, tu_rio_labels_t *lab);
 
 /* A running smserve. */
 typedef struct tu_server {
@@ -132,6 +216,9 @@ int tu_run_timed(const char *const *argv, const char *const *extra_env, double t
                  char **output, double *elapsed_s);
 /* tu_run_timed without a deadline; every failure is -1. */
 int tu_run(const char *const *argv, const char *const *extra_env, char **output);
+/* setenv(NAME, value, 1) in this process for each "NAME=value" of a
+ * NULL-terminated list (the format of extra_env above). */
+void tu_setenv_all(const char *const *entries);
 
 /* A new TCP connection to 127.0.0.1:port (close-on-exec): the fd, or -1
  * with errno set. timeout_s > 0 bounds connect(2) and every later send and

@@ -23,7 +23,7 @@ typedef struct sms_artifact {
     unsigned char *bytes;  /* whole file, kept for loading (after migration: the
                               rewritten bytes the runtime loads, see smserve/migrate.h) */
     size_t len;
-    char migrated[160];    /* what migration did, "" when the file loads as it is */
+    char migrated[160]; /* what migration did, "" when the file loads as it is */
 } sms_artifact_t;
 
 typedef struct sms_artifact_set {

@@ -39,4 +39,14 @@ void sms_matrix_free(sms_matrix_t *m);
 /* Frees the matrix when its capacity is over `keep` bytes. */
 void sms_matrix_trim(sms_matrix_t *m, size_t keep);
 
+/* The default cap on rows x columns of one decoded body: 64 M floats, 256 MB. */
+#define SMS_MATRIX_MAX_VALUES ((size_t)64 << 20)
+
+/* The cap the decoders whose width does not come from their bytes (libsvm,
+ * sparse RecordIO: a few bytes can name column 10^9) refuse a body over
+ * with 413. Set once at start (SMSERVE_MAX_MATRIX_VALUES), before any
+ * decode; 0 restores the default. */
+void sms_matrix_set_max_values(size_t max_values);
+size_t sms_matrix_max_values(void);
+
 #endif

@@ -65,8 +65,10 @@ typedef struct sms_capture_event {
     const char *output_type; /* the response's Content-Type */
     const char *output;
     size_t output_len;
-    const char *inference_id; /* X-Amzn-SageMaker-Inference-Id, or NULL */
-    int64_t time_ms;          /* invocation time, ms since the epoch (UTC) */
+    const char *inference_id;      /* X-Amzn-SageMaker-Inference-Id, or NULL */
+    const char *custom_attributes; /* X-Amzn-SageMaker-Custom-Attributes, or NULL */
+    const char *target_model;      /* X-Amzn-SageMaker-Target-Model, or NULL */
+    int64_t time_ms;               /* invocation time, ms since the epoch (UTC) */
 } sms_capture_event_t;
 
 typedef struct sms_capture sms_capture_t;

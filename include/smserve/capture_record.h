@@ -15,11 +15,7 @@
 #include "smserve/capture.h"
 
 /* How a payload is recorded: as a JSON string (CSV, JSON) or in base64. */
-typedef enum {
-    SMS_CAPTURE_CSV,
-    SMS_CAPTURE_JSON,
-    SMS_CAPTURE_BASE64
-} sms_capture_encoding_t;
+typedef enum { SMS_CAPTURE_CSV, SMS_CAPTURE_JSON, SMS_CAPTURE_BASE64 } sms_capture_encoding_t;
 
 /* The endpointInput or endpointOutput part of a measured record. */
 typedef struct sms_capture_part {
@@ -30,13 +26,21 @@ typedef struct sms_capture_part {
     sms_capture_encoding_t encoding;
 } sms_capture_part_t;
 
+/* A string of eventMetadata, and its length once escaped. */
+typedef struct sms_capture_text {
+    const unsigned char *s; /* NULL: not recorded */
+    size_t len, esc_len;
+} sms_capture_text_t;
+
+/* eventMetadata's optional members, in the order they are written */
+enum { SMS_META_INFERENCE_ID, SMS_META_CUSTOM_ATTRIBUTES, SMS_META_TARGET_MODEL, SMS_META_COUNT };
+
 /* A measured record. It borrows the event's strings and the event id, which
  * must outlive it. `len` is for the caller; the rest is the encoder's. */
 typedef struct sms_capture_record {
     bool input, output;
     sms_capture_part_t in, out;
-    const unsigned char *event_id, *inference_id;
-    size_t event_id_len, event_id_esc_len, inference_id_len, inference_id_esc_len;
+    sms_capture_text_t event_id, meta[SMS_META_COUNT];
     int64_t time_ms;
     size_t len; /* of the whole line, newline included */
 } sms_capture_record_t;
@@ -53,8 +57,9 @@ void sms_capture_record_write(char *d, const sms_capture_record_t *rec);
 /* Appends one record as a single JSON line (with the trailing newline) to
  * out, exactly as SageMaker data capture writes it; event_id is a UUIDv4
  * string. Keys in SageMaker's order, no spaces; endpointInput/endpointOutput
- * per the capture options; inferenceId only when ev->inference_id is
- * non-empty; inferenceTime "yyyy-mm-ddThh:mm:ssZ". Strings are escaped
+ * per the capture options; inferenceId, customAttributes and targetModel
+ * each only when the event's string is non-empty; inferenceTime "yyyy-mm-ddThh:mm:ssZ". Strings are
+ * escaped
  * (\" \\ \b \f \n \r \t, other controls \u00XX); a CSV or JSON payload
  * that is not well-formed UTF-8 is written as BASE64 for that part, and
  * ill-formed bytes in a content type or id become U+FFFD. A NULL content

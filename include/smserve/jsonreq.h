@@ -35,4 +35,15 @@
 int sms_json_decode(const char *body, size_t len, size_t expect_cols, sms_matrix_t *out,
                     sms_error_t *err);
 
+/* One row of a JSON lines body (sms_jsonlines_decode): the single document in
+ * [p, end), `[...]` or `{"features": [...], ...}`, by sms_json_decode's rules,
+ * appended as the next row of out. The width is out->cols once out has rows,
+ * else expect_cols, else this row's. `body` is where byte offsets count from;
+ * `line` (1-based) is what messages name ("line 3, column 2 (byte 41): ...",
+ * "line 3 has 5 values, expected 6"), except syntax errors ("byte 41:
+ * expected ...") which the caller places. 0, or -1 with err filled (400, 500
+ * out of memory) and out->rows unchanged (values past it may be written). */
+int sms_json_decode_row(const char *body, const char *p, const char *end, size_t expect_cols,
+                        sms_matrix_t *out, size_t line, sms_error_t *err);
+
 #endif

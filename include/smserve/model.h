@@ -28,6 +28,9 @@ void sms_model_free(sms_model_t *m);
 
 size_t sms_model_num_feature(const sms_model_t *m);
 size_t sms_model_num_output(const sms_model_t *m); /* values per row */
+/* The classes a multi:softmax/softprob model declares (softmax answers one
+ * value per row but has num_class labels); 0 for other objectives. */
+size_t sms_model_num_class(const sms_model_t *m);
 const char *sms_model_objective(const sms_model_t *m);
 size_t sms_model_size(const sms_model_t *m); /* boosters in the ensemble */
 /* One clause per member: the engine that serves it and why. */

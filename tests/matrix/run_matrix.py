@@ -27,18 +27,17 @@ import fnmatch
 import os
 import re
 import shlex
-import signal
-import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import serverproc  # noqa: E402 (tests/serverproc.py)
 
 
 def f32(text):
@@ -89,16 +88,6 @@ def expectation(rules, release, case, fmt):
     return "exact", ""
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PortTaken(Exception):
-    pass
-
-
 class Runner:
     def __init__(self, args):
         self.cmd = shlex.split(args.wrapper or "") + [args.smserve]
@@ -114,68 +103,37 @@ class Runner:
         return p.returncode, p.stdout + p.stderr
 
     def serve_and_predict(self, model, engine, body):
-        # A port found free can be taken by a parallel job before smserve binds
-        # it: try another.
+        # serverproc.start tries another port when smserve finds its own taken
+        # at start; the /ping that answered may still have come from a parallel
+        # job's server on that port, which shows when this one has exited.
         for attempt in range(5):
             try:
-                return self.serve_once(model, engine, body, free_port())
-            except PortTaken:
+                return self.serve_once(model, engine, body)
+            except serverproc.PortTaken:
                 if attempt == 4:
                     raise
 
-    def serve_once(self, model, engine, body, port):
-        # One request per server, many servers at once: a few connection
-        # threads each, not the production 2048.
-        env = dict(os.environ, SMSERVE_ENGINE=engine, SM_MODEL_DIR=model,
-                   SAGEMAKER_BIND_TO_PORT=str(port), SMSERVE_METRICS_INTERVAL="0",
-                   SMSERVE_CONNECTIONS="16")
-        with tempfile.TemporaryFile() as log:
-            proc = subprocess.Popen(self.cmd + ["serve"], env=env, stdout=log, stderr=log)
+    def serve_once(self, model, engine, body):
+        srv, started = serverproc.start(self.cmd, model, {"SMSERVE_ENGINE": engine},
+                                        self.timeout)
+        try:
+            if started is not None:
+                raise RuntimeError("smserve exited %d at start: %s" %
+                                   (started[0], started[1][-600:]))
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{srv.port}/invocations", data=body, method="POST",
+                headers={"Content-Type": "text/csv", "Accept": "text/csv"})
             try:
-                deadline = time.monotonic() + self.timeout
-                while True:
-                    if proc.poll() is not None:
-                        log.seek(0)
-                        text = log.read().decode()
-                        if "Address already in use" in text:
-                            raise PortTaken(port)
-                        raise RuntimeError("smserve exited %d at start: %s" %
-                                           (proc.returncode, text[-600:]))
-                    try:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping",
-                                                    timeout=2) as r:
-                            if r.status == 200:
-                                break
-                    except (urllib.error.URLError, ConnectionError, OSError):
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("no /ping 200 within %d s" % self.timeout)
-                    time.sleep(0.02)
-                req = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/invocations", data=body, method="POST",
-                    headers={"Content-Type": "text/csv", "Accept": "text/csv"})
-                try:
-                    with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                        status, text = r.status, r.read().decode()
-                except urllib.error.HTTPError as e:
-                    status, text = e.code, e.read().decode()
-                return status, text
-            finally:
-                if proc.poll() is not None and proc.returncode == 3:
-                    log.seek(0)
-                    if "Address already in use" in log.read().decode():
-                        raise PortTaken(port)
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    rc = proc.wait(timeout=self.timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                    raise RuntimeError("smserve still running after SIGTERM")
-                if rc != 0:
-                    log.seek(0)
-                    raise RuntimeError("smserve exited %d after SIGTERM: %s" %
-                                       (rc, log.read().decode()[-600:]))
+                with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+        finally:
+            if srv.port_taken():
+                raise serverproc.PortTaken(srv.port)
+            why = srv.stop()
+            if why and started is None:
+                raise RuntimeError("smserve " + why)
 
     def one(self, item, engine):
         """Returns None when the model behaves as expected, else what went wrong."""

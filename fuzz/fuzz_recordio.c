@@ -1,0 +1,12 @@
+/* libFuzzer target for the application/x-recordio-protobuf decoder: any
+ * bytes must decode into a consistent matrix or be refused with a one-line
+ * 400 message, never read outside the body. Decodes each input free-width
+ * and at a fixed width; a body that decodes free-width must decode the same
+ * at the width it found. Seed it with the AWS corpus's requests/*.pb. */
+#include "fuzz_decoder.h"
+#include "smserve/recordio.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_decoder(sms_recordio_decode, data, size);
+}
