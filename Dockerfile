@@ -42,6 +42,7 @@ COPY models/sample /opt/smserve/sample
 # Parallelism comes from smserve's workers; XGBoost predicts with one thread.
 ENV SM_MODEL_DIR=/opt/ml/model OMP_NUM_THREADS=1
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/smserve"]
 CMD ["serve"]

@@ -6,7 +6,10 @@
  * reason from the status table, header names from the fixed set smserve
  * writes, values without control bytes, bodies as long as their
  * Content-Length (none after a HEAD request's answer). (A request byte copied into a status line or
- * a header breaks one of these.) Run from the repository root. */
+ * a header breaks one of these.) Every input goes to two servers: one
+ * serving the sample model, and a multi-model endpoint with the sample
+ * loaded as "sample" (its /models API under the same checks). Run from the
+ * repository root. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -24,8 +27,9 @@
 #include "smserve/artifact.h"
 #include "smserve/http.h"
 #include "smserve/model.h"
+#include "smserve/registry.h"
 
-static int port;
+static int ports[2]; /* the single-model server's, the multi-model endpoint's */
 
 static int free_port(void)
 {
@@ -51,16 +55,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     setenv("SMSERVE_CONNECTIONS", "64", 1);
     setenv("MAX_CONTENT_LENGTH", "65536", 1);
     setenv("SMSERVE_METRICS", "true", 1);
-    port = free_port();
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    setenv("SAGEMAKER_BIND_TO_PORT", p, 1);
+    setenv("SMSERVE_MODEL_MEMORY_BYTES", "67108864", 1);
     sms_config_t cfg;
     sms_error_t err = {0};
     if (sms_config_from_env(&cfg, &err) < 0) {
         fprintf(stderr, "fuzz_http: %s\n", err.msg);
         abort();
     }
+    ports[0] = cfg.port = free_port();
     sms_artifact_set_t set;
     sms_model_t *model = NULL;
     sms_diag_t diag = {0};
@@ -76,12 +78,26 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     sms_http_set_model(http, model); /* both live until the process exits */
+
+    sms_registry_config_t rcfg = {
+        .budget_bytes = cfg.model_budget, .native = true, .wait_ms = 1000};
+    sms_registry_t *registry = sms_registry_create(&rcfg, NULL);
+    uint64_t load_us;
+    size_t bytes;
+    ports[1] = cfg.port = free_port();
+    if (!registry ||
+        sms_registry_load(registry, "sample", "models/sample", &load_us, &bytes, &err) < 0 ||
+        sms_http_start(&cfg, NULL, NULL, &http, &err) < 0) {
+        fprintf(stderr, "fuzz_http: the multi-model endpoint: %s\n", err.msg);
+        abort();
+    }
+    sms_http_set_registry(http, registry);
     return 0;
 }
 
-static const char *const header_names[] = {"Content-Type",  "Content-Length", "Date",
-                                           "Connection",    "Allow",          "Retry-After",
-                                           "Cache-Control", "Pragma",         "Expires"};
+static const char *const header_names[] = {
+    "Content-Type", "Content-Length", "Date",   "Connection", "Allow",
+    "Retry-After",  "Cache-Control",  "Pragma", "Expires",    "X-Amzn-SageMaker-Custom-Attributes"};
 
 /* Checks one response at r (n bytes left); returns its length, 0 at the end
  * of a partial response, or aborts on a malformed one. */
@@ -133,7 +149,8 @@ static size_t check_response(const char *r, size_t n)
     return head + (size_t)length;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Sends one input as a connection to port and checks everything answered. */
+static void exchange(int port, const uint8_t *data, size_t size)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -166,5 +183,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t off = 0, n; off < got; off += n)
         if ((n = check_response(buf + off, got - off)) == 0)
             break;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    exchange(ports[0], data, size);
+    exchange(ports[1], data, size);
     return 0;
 }

@@ -200,8 +200,10 @@ config() { podman image inspect --format "$1" "$image"; }
 config '{{json .Config.Env}}' | grep -q '"SM_MODEL_DIR=/opt/ml/model"' || die "no SM_MODEL_DIR=/opt/ml/model"
 [ "$(config '{{index .Config.Labels "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"}}')" = true ] ||
   die "no accept-bind-to-port label"
+[ "$(config '{{index .Config.Labels "com.amazonaws.sagemaker.capabilities.multi-models"}}')" = true ] ||
+  die "no multi-models label"
 config '{{json .Config.ExposedPorts}}' | grep -q '"8080/tcp"' || die "port 8080 is not exposed"
-say "config: ENTRYPOINT [/usr/local/bin/smserve], CMD [serve], SM_MODEL_DIR, EXPOSE 8080, accept-bind-to-port label"
+say "config: ENTRYPOINT [/usr/local/bin/smserve], CMD [serve], SM_MODEL_DIR, EXPOSE 8080, accept-bind-to-port and multi-models labels"
 
 # --- run it -------------------------------------------------------------------------
 containers=()
@@ -277,23 +279,47 @@ say "serve: /ping 200 on port $port ($((SECONDS - t)) s after start)"
 
 check_sample_predictions "serve" "$port" "$work"
 
-# SIGTERM, as SageMaker sends it, to smserve itself: buildah run's descendant (in a
-# chroot, so in the host's process list) whose name is smserve.
+# stop_server LABEL LOG: SIGTERM, as SageMaker sends it, to smserve itself (buildah
+# run's descendant, in a chroot, so in the host's process list, named smserve); it
+# must exit 0.
 descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
-pid=""
-for c in $(descendants "$server"); do
-  [ "$(cat "/proc/$c/comm" 2>/dev/null)" = smserve ] && pid="$c"
-done
-[ -n "$pid" ] || die "no smserve process under buildah run ($server)"
-t=$SECONDS
-kill -TERM "$pid"
-for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && die "smserve still running 30 s after SIGTERM"
-status=0
-wait "$server" || status=$?
-server=""
-[ "$status" -eq 0 ] || { tail -5 "$work/serve.log" >&2; die "smserve exited $status after SIGTERM"; }
-say "SIGTERM: smserve exited 0 in $((SECONDS - t)) s"
+stop_server() {
+  local label=$1 log=$2 pid="" c t status=0
+  for c in $(descendants "$server"); do
+    [ "$(cat "/proc/$c/comm" 2>/dev/null)" = smserve ] && pid="$c"
+  done
+  [ -n "$pid" ] || die "$label: no smserve process under buildah run ($server)"
+  t=$SECONDS
+  kill -TERM "$pid"
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && die "$label: smserve still running 30 s after SIGTERM"
+  wait "$server" || status=$?
+  server=""
+  [ "$status" -eq 0 ] || { tail -5 "$log" >&2; die "$label: smserve exited $status after SIGTERM"; }
+  say "$label: SIGTERM: smserve exited 0 in $((SECONDS - t)) s"
+}
+stop_server "serve" "$work/serve.log"
+
+# serve a multi-model endpoint, as SageMaker starts one (SAGEMAKER_MULTI_MODEL=true,
+# the model where SageMaker puts it), then load, invoke and unload through /models.
+port="$(free_port)"
+run -e SAGEMAKER_BIND_TO_PORT="$port" -e SAGEMAKER_MULTI_MODEL=true \
+  -v "$root/models/sample:/opt/ml/models/sample/model:ro" \
+  "$ctr" "$entry" serve >"$work/mme.log" 2>&1 &
+server=$!
+wait_for_ping "$port" "$server" "$work/mme.log" 300
+code="$(curl -s -o "$work/mme-load.out" -w '%{http_code}' "http://127.0.0.1:$port/models" \
+  -H 'Content-Type: application/json' \
+  -d '{"model_name": "sample", "url": "/opt/ml/models/sample/model"}')"
+[ "$code" = 200 ] || { cat "$work/mme-load.out" "$work/mme.log" >&2; die "multi-model: POST /models answered $code"; }
+curl -sf "http://127.0.0.1:$port/models/sample/invoke" -H 'Content-Type: text/csv' \
+  --data-binary @models/sample.csv >"$work/mme.out" || die "multi-model: invoke"
+compare_predictions "multi-model: CSV" "$work/mme.out" models/sample.expected ||
+  die "multi-model predictions"
+code="$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$port/models/sample")"
+[ "$code" = 200 ] || die "multi-model: DELETE /models/sample answered $code"
+say "multi-model: POST /models, /models/sample/invoke exact, DELETE"
+stop_server "multi-model" "$work/mme.log"
 
 say "image $image ($platform): $size_mb MB; all container checks passed ($((SECONDS - t0)) s)"
 podman images --filter reference="$image" --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}'

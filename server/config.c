@@ -47,6 +47,16 @@ static size_t default_body_budget(void)
     return limit > SIZE_MAX ? SIZE_MAX : (size_t)limit;
 }
 
+/* A multi-model endpoint's models may hold half the memory limit, at
+ * least 64 MiB; bodies in flight have a quarter (above). */
+static size_t default_model_budget(void)
+{
+    unsigned long long limit = memory_limit() / 2;
+    if (limit < (64ull << 20))
+        limit = 64ull << 20;
+    return limit > SIZE_MAX ? SIZE_MAX : (size_t)limit;
+}
+
 int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -64,7 +74,7 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
     long max_len = 6291456;
     long header_ms = 5000, keepalive_ms = 3000, body_ms = 10000, rate = 1L << 20;
     long drain_ms = 10000, budget = 0, transforms = 0, payload_mb = 0;
-    long matrix_values = (long)SMS_MATRIX_MAX_VALUES;
+    long matrix_values = (long)SMS_MATRIX_MAX_VALUES, model_budget = 0;
     if (sms_env_long("SAGEMAKER_BIND_TO_PORT", 1, 65535, &port, err) < 0 ||
         sms_env_long("SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1024, &workers, err) < 0 ||
         sms_env_long("SAGEMAKER_MODEL_SERVER_TIMEOUT", 1, 86400, &timeout, err) < 0 ||
@@ -80,11 +90,14 @@ int sms_config_from_env(sms_config_t *cfg, sms_error_t *err)
         sms_env_bool("SMSERVE_ALLOW_NEWER", &cfg->allow_newer, err) < 0 ||
         sms_env_bool("SMSERVE_METRICS", &cfg->metrics, err) < 0 ||
         sms_env_bool("SAGEMAKER_BATCH", &cfg->batch, err) < 0 ||
+        sms_env_bool("SAGEMAKER_MULTI_MODEL", &cfg->multi_model, err) < 0 ||
+        sms_env_long("SMSERVE_MODEL_MEMORY_BYTES", 1, 1L << 50, &model_budget, err) < 0 ||
         sms_env_long("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", 1, 1024, &transforms, err) < 0 ||
         sms_env_long("SAGEMAKER_MAX_PAYLOAD_IN_MB", 1, 100, &payload_mb, err) < 0)
         return -1;
     cfg->max_concurrent_transforms = (int)transforms;
     cfg->max_matrix_values = (size_t)matrix_values;
+    cfg->model_budget = model_budget ? (size_t)model_budget : default_model_budget();
     cfg->max_payload_mb = (int)payload_mb;
     /* A batch job configured for payloads over the default body limit sends
      * them: take them, unless MAX_CONTENT_LENGTH says otherwise. */

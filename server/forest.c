@@ -1,7 +1,8 @@
-/* The native tree evaluator: compiles the JSON of a gbtree model into flat
- * node arrays (complete trees of 8-byte nodes when padding them is cheap,
- * else children adjacent and leaves looping on themselves), so every tree is
- * walked a fixed number of steps without a leaf test, and predicts with
+/* The native tree evaluator: compiles the JSON (or the UBJSON, its arrays
+ * read in place) of a gbtree model into flat node arrays (complete trees of
+ * 8-byte nodes when padding them is cheap, else children adjacent and
+ * leaves looping on themselves), so every tree is walked a fixed number of
+ * steps without a leaf test, and predicts with
  * XGBoost 3.4's arithmetic, many walks at a time so that the memory
  * latencies of independent rows and trees overlap. Categorical splits test
  * category sets in the same walks, branch-free; vector leaves add a value
@@ -10,10 +11,13 @@
 #include "smserve/forest.h"
 #include "smserve/error.h"
 #include "smserve/random.h"
+#include "smserve/ubjson.h"
 #include "smserve/xjson.h"
 
+#include <assert.h>
 #include <float.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -152,6 +156,10 @@ struct sms_forest {
     float *dart_delta;
     bool fused;
     bool sum_first; /* the trees summed from zero, the base margin added last */
+    /* sms_forest_seal freed what only the parity gate needs: the probe's
+     * arrays below, dart_delta, leaf_raw and leaf_tree, dart_weight when not
+     * fused, and nodes, root and depth when cnodes predict. */
+    bool sealed;
     /* Sorted distinct thresholds per feature, for the parity probe. */
     float *thresholds;
     size_t *threshold_start; /* num_feature + 1 offsets */
@@ -210,6 +218,158 @@ static int float_value(json_t *v, float *out)
 {
     double d;
     if (!sms_xjson_number(v, &d) || !(fabs(d) < FLT_MAX_ROUNDING))
+        return -1;
+    *out = (float)d;
+    return 0;
+}
+
+/* ---- the model's numeric arrays ------------------------------------------- */
+
+/* Typed UBJSON arrays (see sms_forest_compile_ubj) are not made into JSON
+ * values: the reader leaves an empty JSON array in their place and notes
+ * where their elements are, big-endian, in the caller's bytes. */
+typedef struct typed_array {
+    const json_t *placeholder;
+    const unsigned char *data;
+    size_t n;
+    char type; /* the UBJSON element type: i U I l L d D */
+} typed_array_t;
+
+typedef struct typed_table {
+    typed_array_t *items; /* sorted by placeholder once read */
+    size_t count, cap;
+} typed_table_t;
+
+/* A numeric array of the model as the compiler reads it: a JSON array, or
+ * a typed UBJSON array read in place. Absent: json NULL and type 0. */
+typedef struct num_array {
+    json_t *json;
+    const unsigned char *data;
+    size_t n;
+    char type; /* 0: json */
+} num_array_t;
+
+static int compare_placeholder(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const typed_array_t *)a)->placeholder;
+    uintptr_t y = (uintptr_t)((const typed_array_t *)b)->placeholder;
+    return (x > y) - (x < y);
+}
+
+/* The array that JSON value v stands for (v may be NULL). */
+static num_array_t array_of(const typed_table_t *typed, json_t *v)
+{
+    num_array_t a = {v, NULL, 0, 0};
+    if (typed && typed->count && json_is_array(v) && json_array_size(v) == 0) {
+        typed_array_t key = {v, NULL, 0, 0};
+        const typed_array_t *t =
+            bsearch(&key, typed->items, typed->count, sizeof key, compare_placeholder);
+        if (t)
+            a = (num_array_t){NULL, t->data, t->n, t->type};
+    }
+    return a;
+}
+
+static bool array_present(const num_array_t *a)
+{
+    return a->type || a->json;
+}
+
+static bool array_is_array(const num_array_t *a)
+{
+    return a->type || json_is_array(a->json);
+}
+
+static size_t array_size(const num_array_t *a)
+{
+    return a->type ? a->n : json_array_size(a->json);
+}
+
+static size_t typed_size(char type)
+{
+    return sms_ubjson_numeric_size((unsigned char)type);
+}
+
+/* Element i of a typed array as an integer (false for float types). */
+static bool typed_integer(const num_array_t *a, size_t i, long long *out)
+{
+    const unsigned char *p = a->data + i * typed_size(a->type);
+    switch (a->type) {
+    case 'i':
+        *out = (int8_t)p[0];
+        return true;
+    case 'U':
+        *out = p[0];
+        return true;
+    case 'I':
+        *out = (int16_t)sms_ubjson_big_endian(p, 2);
+        return true;
+    case 'l':
+        *out = (int32_t)sms_ubjson_big_endian(p, 4);
+        return true;
+    case 'L':
+        *out = (long long)sms_ubjson_big_endian(p, 8);
+        return true;
+    }
+    return false;
+}
+
+/* Element i of a typed array as a double (every type). */
+static double typed_number(const num_array_t *a, size_t i)
+{
+    const unsigned char *p = a->data + i * typed_size(a->type);
+    long long n;
+    if (typed_integer(a, i, &n))
+        return (double)n;
+    if (a->type == 'd') {
+        uint32_t bits = (uint32_t)sms_ubjson_big_endian(p, 4);
+        float v;
+        memcpy(&v, &bits, sizeof v);
+        return v;
+    }
+    uint64_t bits = sms_ubjson_big_endian(p, 8);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* Element i as an integer, as int_value reads a JSON one (booleans too);
+ * -1 when absent or not one. */
+static int array_int(const num_array_t *a, size_t i, long long *out)
+{
+    if (!a->type)
+        return int_value(json_array_get(a->json, i), out);
+    return i < a->n && typed_integer(a, i, out) ? 0 : -1;
+}
+
+/* Element i as an integer and nothing else (no boolean). */
+static int array_integer(const num_array_t *a, size_t i, long long *out)
+{
+    if (!a->type && !json_is_integer(json_array_get(a->json, i)))
+        return -1;
+    return array_int(a, i, out);
+}
+
+/* Whether element i is a number as sms_xjson_number means it. */
+static bool array_number(const num_array_t *a, size_t i, double *out)
+{
+    if (!a->type)
+        return sms_xjson_number(json_array_get(a->json, i), out);
+    if (i >= a->n)
+        return false;
+    double d = typed_number(a, i);
+    if (out)
+        *out = d;
+    return true;
+}
+
+/* Element i as a finite float32 (see float_value). */
+static int array_float(const num_array_t *a, size_t i, float *out)
+{
+    if (!a->type)
+        return float_value(json_array_get(a->json, i), out);
+    double d;
+    if (!array_number(a, i, &d) || !(fabs(d) < FLT_MAX_ROUNDING))
         return -1;
     *out = (float)d;
     return 0;
@@ -552,9 +712,9 @@ void sms_objective_finish(const sms_objective_t *o, float *margin, float *out)
 /* ---- compilation ---------------------------------------------------------- */
 
 typedef struct tree_arrays {
-    json_t *left, *right, *feature, *cond, *default_left, *split_type;
-    json_t *cat_nodes, *cat_segments, *cat_sizes, *categories;
-    json_t *leaf_weights; /* vector leaves */
+    num_array_t left, right, feature, cond, default_left, split_type;
+    num_array_t cat_nodes, cat_segments, cat_sizes, categories;
+    num_array_t leaf_weights; /* vector leaves */
     size_t n;
     size_t leaf_size; /* tree_param.size_leaf_vector, 0 taken as 1 */
     size_t leaves;    /* nodes without children */
@@ -711,13 +871,13 @@ static int tree_categories(sms_forest_t *f, size_t t, const tree_arrays_t *a, ui
                            char *why, size_t why_size)
 {
     memset(cat_of, 0, a->n * sizeof *cat_of);
-    if (!a->categorical && json_array_size(a->cat_nodes) == 0)
+    if (!a->categorical && array_size(&a->cat_nodes) == 0)
         return 0;
-    size_t count = json_array_size(a->cat_nodes);
-    size_t num_categories = json_array_size(a->categories);
-    if (!json_is_array(a->cat_nodes) || !json_is_array(a->cat_segments) ||
-        !json_is_array(a->cat_sizes) || !json_is_array(a->categories) ||
-        json_array_size(a->cat_segments) != count || json_array_size(a->cat_sizes) != count) {
+    size_t count = array_size(&a->cat_nodes);
+    size_t num_categories = array_size(&a->categories);
+    if (!array_is_array(&a->cat_nodes) || !array_is_array(&a->cat_segments) ||
+        !array_is_array(&a->cat_sizes) || !array_is_array(&a->categories) ||
+        array_size(&a->cat_segments) != count || array_size(&a->cat_sizes) != count) {
         sms_refuse(why, why_size, "tree %zu: categories_nodes, _segments and _sizes do not match",
                    t);
         return -1;
@@ -725,14 +885,13 @@ static int tree_categories(sms_forest_t *f, size_t t, const tree_arrays_t *a, ui
     long long previous = -1;
     for (size_t i = 0; i < count; i++) {
         long long node, begin, size, type;
-        if (int_value(json_array_get(a->cat_nodes, i), &node) < 0 ||
-            int_value(json_array_get(a->cat_segments, i), &begin) < 0 ||
-            int_value(json_array_get(a->cat_sizes, i), &size) < 0) {
+        if (array_int(&a->cat_nodes, i, &node) < 0 || array_int(&a->cat_segments, i, &begin) < 0 ||
+            array_int(&a->cat_sizes, i, &size) < 0) {
             sms_refuse(why, why_size, "tree %zu: categories entry %zu is not a number", t, i);
             return -1;
         }
         if (node <= previous || node < 0 || (unsigned long long)node >= a->n ||
-            int_value(json_array_get(a->split_type, (size_t)node), &type) < 0 || type != 1) {
+            array_int(&a->split_type, (size_t)node, &type) < 0 || type != 1) {
             sms_refuse(
                 why, why_size,
                 "tree %zu: categories_nodes[%zu] = %lld is not an ascending categorical node", t, i,
@@ -751,7 +910,7 @@ static int tree_categories(sms_forest_t *f, size_t t, const tree_arrays_t *a, ui
         long long largest = 0;
         for (long long k = begin; k < begin + size; k++) {
             long long c;
-            if (int_value(json_array_get(a->categories, (size_t)k), &c) < 0) {
+            if (array_int(&a->categories, (size_t)k, &c) < 0) {
                 sms_refuse(why, why_size, "tree %zu node %lld: a category is not an integer", t,
                            node);
                 return -1;
@@ -777,7 +936,7 @@ static int tree_categories(sms_forest_t *f, size_t t, const tree_arrays_t *a, ui
         memset(bits, 0, words * sizeof *bits);
         for (long long k = begin; k < begin + size; k++) {
             long long c = 0; /* read and checked above */
-            int_value(json_array_get(a->categories, (size_t)k), &c);
+            array_int(&a->categories, (size_t)k, &c);
             bits[c / 32] |= 1u << (c % 32);
         }
         f->cat_sets[f->num_cat_sets] = (cat_set_t){(uint32_t)f->num_cat_words, words};
@@ -807,12 +966,11 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
         size_t old = queue[q];
         node_t *nd = &f->nodes[base + q];
         long long left, right, feature, default_left, split_type = 0;
-        if (int_value(json_array_get(a->left, old), &left) < 0 ||
-            int_value(json_array_get(a->right, old), &right) < 0 ||
-            int_value(json_array_get(a->feature, old), &feature) < 0 ||
-            int_value(json_array_get(a->default_left, old), &default_left) < 0 ||
-            (a->split_type && int_value(json_array_get(a->split_type, old), &split_type) < 0) ||
-            !sms_xjson_number(json_array_get(a->cond, old), NULL)) {
+        if (array_int(&a->left, old, &left) < 0 || array_int(&a->right, old, &right) < 0 ||
+            array_int(&a->feature, old, &feature) < 0 ||
+            array_int(&a->default_left, old, &default_left) < 0 ||
+            (array_present(&a->split_type) && array_int(&a->split_type, old, &split_type) < 0) ||
+            !array_number(&a->cond, old, NULL)) {
             sms_refuse(why, why_size, "tree %zu node %zu: a field is missing or not a number", t,
                        old);
             return -1;
@@ -825,7 +983,7 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
             nd->left = (uint32_t)((base + q) * sizeof(node_t));
             if (K > 1) {
                 /* 3.2+: a vector leaf's right child indexes leaf_weights. */
-                size_t available = json_array_size(a->leaf_weights) / K;
+                size_t available = array_size(&a->leaf_weights) / K;
                 if (right < 0 || (unsigned long long)right >= available) {
                     sms_refuse(why, why_size, "tree %zu node %zu: leaf %lld of %zu in leaf_weights",
                                t, old, right, available);
@@ -834,8 +992,7 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
                 size_t at = f->num_leaf_values;
                 for (size_t k = 0; k < K; k++) {
                     float v;
-                    if (float_value(json_array_get(a->leaf_weights, (size_t)right * K + k), &v) <
-                        0) {
+                    if (array_float(&a->leaf_weights, (size_t)right * K + k, &v) < 0) {
                         sms_refuse(why, why_size, "tree %zu leaf %lld: value %zu is not a number",
                                    t, right, k);
                         return -1;
@@ -855,7 +1012,7 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
                 sms_refuse(why, why_size, "tree %zu node %zu: a leaf with a right child", t, old);
                 return -1;
             }
-            if (float_value(json_array_get(a->cond, old), &v) < 0) {
+            if (array_float(&a->cond, old, &v) < 0) {
                 sms_refuse(why, why_size, "tree %zu node %zu: leaf value is not a number", t, old);
                 return -1;
             }
@@ -918,7 +1075,7 @@ static int compile_tree(sms_forest_t *f, size_t t, const tree_arrays_t *a, float
         } else if (split_type != 0) {
             sms_refuse(why, why_size, "tree %zu node %zu: split_type %lld", t, old, split_type);
             return -1;
-        } else if (float_value(json_array_get(a->cond, old), &cond) < 0) {
+        } else if (array_float(&a->cond, old, &cond) < 0) {
             sms_refuse(why, why_size, "tree %zu node %zu: split condition is not a number", t, old);
             return -1;
         }
@@ -1012,7 +1169,7 @@ static void make_complete(sms_forest_t *f)
 
 /* Finds tree t's arrays; -1 when malformed, -2 for the 2.0-3.1 layout of
  * vector leaves (values in base_weights, which 3.4 no longer reads). */
-static int tree_arrays(json_t *tree, tree_arrays_t *a)
+static int tree_arrays(const typed_table_t *typed, json_t *tree, tree_arrays_t *a)
 {
     unsigned long long n, leaf_size = 1;
     json_t *param = sms_xjson_member(tree, "tree_param");
@@ -1022,47 +1179,279 @@ static int tree_arrays(json_t *tree, tree_arrays_t *a)
         return -1;
     a->n = (size_t)n;
     a->leaf_size = leaf_size ? (size_t)leaf_size : 1;
-    a->left = sms_xjson_member(tree, "left_children");
-    a->right = sms_xjson_member(tree, "right_children");
-    a->feature = sms_xjson_member(tree, "split_indices");
-    a->cond = sms_xjson_member(tree, "split_conditions");
-    a->default_left = sms_xjson_member(tree, "default_left");
-    a->split_type = sms_xjson_member(tree, "split_type");
-    a->cat_nodes = sms_xjson_member(tree, "categories_nodes");
-    a->cat_segments = sms_xjson_member(tree, "categories_segments");
-    a->cat_sizes = sms_xjson_member(tree, "categories_sizes");
-    a->categories = sms_xjson_member(tree, "categories");
-    a->leaf_weights = sms_xjson_member(tree, "leaf_weights");
-    json_t *arrays[] = {a->left, a->right, a->feature, a->cond, a->default_left};
+    a->left = array_of(typed, sms_xjson_member(tree, "left_children"));
+    a->right = array_of(typed, sms_xjson_member(tree, "right_children"));
+    a->feature = array_of(typed, sms_xjson_member(tree, "split_indices"));
+    a->cond = array_of(typed, sms_xjson_member(tree, "split_conditions"));
+    a->default_left = array_of(typed, sms_xjson_member(tree, "default_left"));
+    a->split_type = array_of(typed, sms_xjson_member(tree, "split_type"));
+    a->cat_nodes = array_of(typed, sms_xjson_member(tree, "categories_nodes"));
+    a->cat_segments = array_of(typed, sms_xjson_member(tree, "categories_segments"));
+    a->cat_sizes = array_of(typed, sms_xjson_member(tree, "categories_sizes"));
+    a->categories = array_of(typed, sms_xjson_member(tree, "categories"));
+    a->leaf_weights = array_of(typed, sms_xjson_member(tree, "leaf_weights"));
+    const num_array_t *arrays[] = {&a->left, &a->right, &a->feature, &a->cond, &a->default_left};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
-        if (!json_is_array(arrays[i]) || json_array_size(arrays[i]) != a->n)
+        if (!array_is_array(arrays[i]) || array_size(arrays[i]) != a->n)
             return -1;
     /* split_type arrived in 1.3; older trees are all numerical. */
-    if (a->split_type && (!json_is_array(a->split_type) || json_array_size(a->split_type) != a->n))
+    if (array_present(&a->split_type) &&
+        (!array_is_array(&a->split_type) || array_size(&a->split_type) != a->n))
         return -1;
     if (a->leaf_size > 1 &&
-        (!json_is_array(a->leaf_weights) || json_array_size(a->leaf_weights) % a->leaf_size))
-        return a->leaf_weights ? -1 : -2;
+        (!array_is_array(&a->leaf_weights) || array_size(&a->leaf_weights) % a->leaf_size))
+        return array_present(&a->leaf_weights) ? -1 : -2;
     a->leaves = 0;
     a->categorical = false;
     for (size_t i = 0; i < a->n; i++) {
         long long v;
-        if (int_value(json_array_get(a->left, i), &v) == 0 && v == -1)
+        if (array_int(&a->left, i, &v) == 0 && v == -1)
             a->leaves++;
-        if (a->split_type && int_value(json_array_get(a->split_type, i), &v) == 0 && v != 0)
+        if (array_present(&a->split_type) && array_int(&a->split_type, i, &v) == 0 && v != 0)
             a->categorical = true;
     }
     return 0;
 }
 
-sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t why_size)
+/* ---- the model's UBJSON ---------------------------------------------------- */
+
+/* Reads XGBoost's UBJSON serialisation into a JSON tree like the one
+ * sms_xjson_parse gives for its JSON, except that typed arrays (every
+ * per-node array of a tree) stay where they are: each becomes an empty
+ * JSON array noted in the typed table (see typed_array_t), so the bulk of
+ * the model is never made into JSON values. Counted and end-marked
+ * arrays, objects, strings, every numeric marker, true/false/null and
+ * no-ops are read; non-finite floats become "NaN", "Infinity",
+ * "-Infinity" as in sms_xjson_parse. Never reads outside the bytes;
+ * refuses nesting deeper than 128, duplicate keys, keys or strings that
+ * are not UTF-8 or hold NUL, and trailing bytes. */
+typedef struct ubj_reader {
+    const unsigned char *p, *end, *start;
+    typed_table_t *typed;
+    char *err;
+    size_t err_size;
+    bool failed;
+} ubj_reader_t;
+
+#define UBJ_MAX_DEPTH 128
+
+static json_t *ubj_fail(ubj_reader_t *r, const char *what)
 {
-    if (why && why_size)
-        why[0] = '\0';
-    char perr[160];
-    json_t *root = sms_xjson_parse(json, len, perr, sizeof perr);
-    if (!root)
-        return sms_refuse(why, why_size, "model JSON does not parse: %s", perr);
+    if (!r->failed && r->err && r->err_size)
+        snprintf(r->err, r->err_size, "byte %zu: %s", (size_t)(r->p - r->start), what);
+    r->failed = true;
+    return NULL;
+}
+
+/* The next marker, past no-ops; 0 at the end of the bytes. */
+static unsigned char ubj_marker(ubj_reader_t *r)
+{
+    while (r->p < r->end && *r->p == 'N')
+        r->p++;
+    return r->p < r->end ? *r->p++ : 0;
+}
+
+/* A count or length: an integer of marker type, 0 or more. */
+static bool ubj_count(ubj_reader_t *r, unsigned char type, size_t *out)
+{
+    size_t size = typed_size((char)type);
+    if (!size || type == 'd' || type == 'D' || (size_t)(r->end - r->p) < size) {
+        ubj_fail(r, "a count or length that is not an integer");
+        return false;
+    }
+    num_array_t one = {NULL, r->p, 1, (char)type};
+    long long n = 0;
+    typed_integer(&one, 0, &n);
+    r->p += size;
+    if (n < 0) {
+        ubj_fail(r, "a negative count or length");
+        return false;
+    }
+    *out = (size_t)n;
+    return true;
+}
+
+/* A length-prefixed string (an object key, or an 'S' value). */
+static const char *ubj_string(ubj_reader_t *r, size_t *len)
+{
+    if (!ubj_count(r, ubj_marker(r), len))
+        return NULL;
+    if (*len > (size_t)(r->end - r->p)) {
+        ubj_fail(r, "a string longer than the bytes left");
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    if (memchr(s, '\0', *len)) {
+        ubj_fail(r, "a string holding NUL");
+        return NULL;
+    }
+    r->p += *len;
+    return s;
+}
+
+static json_t *ubj_real(double d)
+{
+    if (isnan(d))
+        return json_string("NaN");
+    if (isinf(d))
+        return json_string(d > 0 ? "Infinity" : "-Infinity");
+    return json_real(d);
+}
+
+static json_t *ubj_value(ubj_reader_t *r, unsigned char marker, unsigned depth);
+
+static json_t *ubj_array(ubj_reader_t *r, unsigned depth)
+{
+    size_t count = 0;
+    bool counted = false;
+    if (r->p < r->end && *r->p == '$') {
+        r->p++;
+        unsigned char type = r->p < r->end ? *r->p++ : 0;
+        size_t size = typed_size((char)type);
+        if (!size)
+            return ubj_fail(r, "a typed array of other than numbers");
+        if (r->p >= r->end || *r->p++ != '#' || !ubj_count(r, ubj_marker(r), &count))
+            return r->failed ? NULL : ubj_fail(r, "a typed array without its count");
+        if (count > (size_t)(r->end - r->p) / size)
+            return ubj_fail(r, "a typed array longer than the bytes left");
+        json_t *placeholder = json_array();
+        if (!placeholder || grow((void **)&r->typed->items, &r->typed->cap, r->typed->count + 1,
+                                 sizeof *r->typed->items) < 0) {
+            json_decref(placeholder);
+            return ubj_fail(r, "out of memory");
+        }
+        r->typed->items[r->typed->count++] = (typed_array_t){placeholder, r->p, count, (char)type};
+        r->p += count * size;
+        return placeholder;
+    }
+    if (r->p < r->end && *r->p == '#') {
+        r->p++;
+        if (!ubj_count(r, ubj_marker(r), &count))
+            return NULL;
+        if (count > (size_t)(r->end - r->p))
+            return ubj_fail(r, "an array longer than the bytes left");
+        counted = true;
+    }
+    json_t *array = json_array();
+    if (!array)
+        return ubj_fail(r, "out of memory");
+    for (size_t i = 0; !counted || i < count; i++) {
+        unsigned char m = ubj_marker(r);
+        if (!counted && m == ']')
+            break;
+        json_t *v = m ? ubj_value(r, m, depth + 1) : ubj_fail(r, "an array cut short");
+        if (!v || json_array_append_new(array, v) < 0) {
+            json_decref(array);
+            return r->failed ? NULL : ubj_fail(r, "out of memory");
+        }
+    }
+    return array;
+}
+
+static json_t *ubj_object(ubj_reader_t *r, unsigned depth)
+{
+    if (r->p < r->end && (*r->p == '$' || *r->p == '#'))
+        return ubj_fail(r, "an optimised object");
+    json_t *object = json_object();
+    if (!object)
+        return ubj_fail(r, "out of memory");
+    for (;;) {
+        while (r->p < r->end && *r->p == 'N')
+            r->p++;
+        if (r->p < r->end && *r->p == '}') {
+            r->p++;
+            return object;
+        }
+        size_t len = 0;
+        const char *key = ubj_string(r, &len);
+        unsigned char m = key ? ubj_marker(r) : 0;
+        json_t *v = !key ? NULL
+                    : m  ? ubj_value(r, m, depth + 1)
+                         : ubj_fail(r, "an object cut short");
+        if (v && json_object_getn(object, key, len)) {
+            json_decref(v);
+            ubj_fail(r, "a duplicate key");
+        } else if (v && json_object_setn_new(object, key, len, v) < 0) {
+            ubj_fail(r, "a key that is not UTF-8"); /* v went with the failed call */
+        }
+        if (r->failed) {
+            json_decref(object);
+            return NULL;
+        }
+    }
+}
+
+static json_t *ubj_value(ubj_reader_t *r, unsigned char marker, unsigned depth)
+{
+    if (depth > UBJ_MAX_DEPTH)
+        return ubj_fail(r, "nested deeper than 128");
+    switch (marker) {
+    case '{':
+        return ubj_object(r, depth);
+    case '[':
+        return ubj_array(r, depth);
+    case 'Z':
+        return json_null();
+    case 'T':
+        return json_true();
+    case 'F':
+        return json_false();
+    case 'S': {
+        size_t len = 0;
+        const char *s = ubj_string(r, &len);
+        json_t *v = s ? json_stringn(s, len) : NULL;
+        return v ? v : r->failed ? NULL : ubj_fail(r, "a string that is not UTF-8");
+    }
+    case 'C': {
+        if (r->p >= r->end || *r->p == 0 || *r->p > 0x7f)
+            return ubj_fail(r, "a char that is not ASCII");
+        return json_stringn((const char *)r->p++, 1);
+    }
+    case 'i':
+    case 'U':
+    case 'I':
+    case 'l':
+    case 'L':
+    case 'd':
+    case 'D': {
+        size_t size = typed_size((char)marker);
+        if ((size_t)(r->end - r->p) < size)
+            return ubj_fail(r, "a number cut short");
+        num_array_t one = {NULL, r->p, 1, (char)marker};
+        r->p += size;
+        long long n;
+        if (typed_integer(&one, 0, &n))
+            return json_integer(n);
+        return ubj_real(typed_number(&one, 0));
+    }
+    }
+    r->p--;
+    return ubj_fail(r, "an unknown marker");
+}
+
+/* The JSON tree of a whole UBJSON model, its typed arrays noted in typed
+ * (which the caller frees, also on failure); NULL with "byte N: what" in
+ * err. */
+static json_t *ubj_skeleton(const unsigned char *bytes, size_t len, typed_table_t *typed, char *err,
+                            size_t err_size)
+{
+    ubj_reader_t r = {bytes, bytes + len, bytes, typed, err, err_size, false};
+    unsigned char m = ubj_marker(&r);
+    json_t *root = m ? ubj_value(&r, m, 1) : ubj_fail(&r, "no value");
+    while (root && r.p < r.end && *r.p == 'N')
+        r.p++;
+    if (root && r.p != r.end) {
+        json_decref(root);
+        return ubj_fail(&r, "bytes after the value");
+    }
+    return root;
+}
+
+/* Compiles the parsed model root, whose typed arrays (UBJSON) are in typed
+ * (NULL for JSON). */
+static sms_forest_t *compile_model(json_t *root, const typed_table_t *typed, char *why,
+                                   size_t why_size)
+{
     sms_forest_t *f = NULL;
     uint32_t *queue = NULL, *cat_of = NULL;
     uint16_t *level = NULL;
@@ -1089,16 +1478,17 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
         goto fail;
     }
     json_t *trees = sms_xjson_member(model, "trees");
-    json_t *tree_info = sms_xjson_member(model, "tree_info");
-    json_t *weights = sms_xjson_member(booster, "weight_drop");
-    if (!weights)
-        weights = sms_xjson_member(model, "weight_drop");
-    bool dart = weights != NULL;
+    num_array_t tree_info = array_of(typed, sms_xjson_member(model, "tree_info"));
+    json_t *weights_json = sms_xjson_member(booster, "weight_drop");
+    if (!weights_json)
+        weights_json = sms_xjson_member(model, "weight_drop");
+    num_array_t weights = array_of(typed, weights_json);
+    bool dart = weights_json != NULL;
     json_t *gparam = sms_xjson_member(model, "gbtree_model_param");
     unsigned long long declared_trees;
-    if (!json_is_array(trees) || !json_is_array(tree_info) ||
-        json_array_size(tree_info) != json_array_size(trees) ||
-        (dart && (!json_is_array(weights) || json_array_size(weights) != json_array_size(trees))) ||
+    if (!json_is_array(trees) || !array_is_array(&tree_info) ||
+        array_size(&tree_info) != json_array_size(trees) ||
+        (dart && (!array_is_array(&weights) || array_size(&weights) != json_array_size(trees))) ||
         string_ulong(sms_xjson_member(gparam, "num_trees"), SIZE_MAX, &declared_trees) < 0 ||
         declared_trees != json_array_size(trees)) {
         sms_refuse(why, why_size, "the booster's trees, tree_info%s do not match",
@@ -1127,7 +1517,7 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     f->leaf_size = 1;
     for (size_t t = 0; t < num_trees; t++) {
         tree_arrays_t *a = &arrays[t];
-        int rc = tree_arrays(json_array_get(trees, t), a);
+        int rc = tree_arrays(typed, json_array_get(trees, t), a);
         if (rc == -2) {
             sms_refuse(why, why_size,
                        "tree %zu has vector leaves without leaf_weights (as XGBoost 2.0-3.1 saved "
@@ -1136,9 +1526,8 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
             goto fail;
         }
         long long g;
-        if (rc < 0 || int_value(json_array_get(tree_info, t), &g) < 0 || g < 0 ||
-            (unsigned long long)g >= f->num_group ||
-            !json_is_integer(json_array_get(tree_info, t))) {
+        if (rc < 0 || array_integer(&tree_info, t, &g) < 0 || g < 0 ||
+            (unsigned long long)g >= f->num_group) {
             sms_refuse(why, why_size, "tree %zu is malformed (arrays, sizes or output group)", t);
             goto fail;
         }
@@ -1195,7 +1584,7 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     }
     for (size_t t = 0; t < num_trees; t++) {
         float w = 1.0f;
-        if (dart && float_value(json_array_get(weights, t), &w) < 0) {
+        if (dart && array_float(&weights, t, &w) < 0) {
             sms_refuse(why, why_size, "weight_drop[%zu] is not a float", t);
             goto fail;
         }
@@ -1216,7 +1605,6 @@ sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t
     free(level);
     free(seen);
     free(cat_of);
-    json_decref(root);
     return f;
 oom:
     sms_refuse(why, why_size, "out of memory compiling the model");
@@ -1227,8 +1615,48 @@ fail:
     free(seen);
     free(cat_of);
     sms_forest_free(f);
-    json_decref(root);
     return NULL;
+}
+
+json_t *sms_objective_parse_model(const char *json, size_t len, char *why, size_t why_size)
+{
+    if (why && why_size)
+        why[0] = '\0';
+    char perr[160];
+    json_t *root = sms_xjson_parse(json, len, perr, sizeof perr);
+    if (!root)
+        return sms_refuse(why, why_size, "model JSON does not parse: %s", perr);
+    return root;
+}
+
+sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t why_size)
+{
+    json_t *root = sms_objective_parse_model(json, len, why, why_size);
+    if (!root)
+        return NULL;
+    sms_forest_t *f = compile_model(root, NULL, why, why_size);
+    json_decref(root);
+    return f;
+}
+
+sms_forest_t *sms_forest_compile_ubj(const unsigned char *ubj, size_t len, char *why,
+                                     size_t why_size)
+{
+    if (why && why_size)
+        why[0] = '\0';
+    char perr[160];
+    typed_table_t typed = {NULL, 0, 0};
+    json_t *root = ubj_skeleton(ubj, len, &typed, perr, sizeof perr);
+    if (!root) {
+        free(typed.items);
+        return sms_refuse(why, why_size, "model UBJSON does not parse: %s", perr);
+    }
+    if (typed.count)
+        qsort(typed.items, typed.count, sizeof *typed.items, compare_placeholder);
+    sms_forest_t *f = compile_model(root, &typed, why, why_size);
+    json_decref(root);
+    free(typed.items);
+    return f;
 }
 
 void sms_forest_free(sms_forest_t *f)
@@ -1258,6 +1686,7 @@ void sms_forest_free(sms_forest_t *f)
 
 void sms_forest_set_fused(sms_forest_t *f, bool fused)
 {
+    assert(!f->sealed);
     if (!f->dart_weight || f->fused == fused)
         return;
     for (size_t t = 0; t < f->num_trees; t++) {
@@ -1276,6 +1705,31 @@ void sms_forest_set_fused(sms_forest_t *f, bool fused)
         fill_complete_trees(f);
 }
 
+/* Frees what p points to and forgets it. */
+#define FREE_AND_FORGET(p) (free(p), (p) = NULL)
+
+void sms_forest_seal(sms_forest_t *f)
+{
+    FREE_AND_FORGET(f->thresholds);
+    FREE_AND_FORGET(f->threshold_start);
+    FREE_AND_FORGET(f->categories);
+    FREE_AND_FORGET(f->category_start);
+    FREE_AND_FORGET(f->category_cap);
+    FREE_AND_FORGET(f->dart_delta);
+    FREE_AND_FORGET(f->leaf_raw);
+    FREE_AND_FORGET(f->leaf_tree);
+    /* An unfused walk adds leaves that already hold leaf * weight. */
+    if (!f->fused)
+        FREE_AND_FORGET(f->dart_weight);
+    /* The complete layout's walks read cnodes, cleaves and group only. */
+    if (f->cnodes) {
+        FREE_AND_FORGET(f->nodes);
+        FREE_AND_FORGET(f->root);
+        FREE_AND_FORGET(f->depth);
+    }
+    f->sealed = true;
+}
+
 bool sms_forest_fused(const sms_forest_t *f)
 {
     return f->fused;
@@ -1283,6 +1737,7 @@ bool sms_forest_fused(const sms_forest_t *f)
 
 void sms_forest_set_writer(sms_forest_t *f, bool sum_trees_first, bool unsorted_quantiles)
 {
+    assert(!f->sealed);
     f->sum_first = sum_trees_first && !f->dart_weight && f->leaf_size == 1;
     f->obj.unsorted_quantiles = unsorted_quantiles;
 }
@@ -1339,6 +1794,35 @@ size_t sms_forest_num_categorical(const sms_forest_t *f)
 size_t sms_forest_leaf_size(const sms_forest_t *f)
 {
     return f->leaf_size;
+}
+
+size_t sms_forest_bytes(const sms_forest_t *f)
+{
+    if (!f)
+        return 0;
+    const void *owned[] = {f,
+                           f->nodes,
+                           f->cnodes,
+                           f->cleaves,
+                           f->root,
+                           f->depth,
+                           f->group,
+                           f->leaf_values,
+                           f->leaf_raw,
+                           f->leaf_tree,
+                           f->cat_sets,
+                           f->cat_bits,
+                           f->thresholds,
+                           f->threshold_start,
+                           f->categories,
+                           f->category_start,
+                           f->category_cap,
+                           f->dart_weight,
+                           f->dart_delta};
+    size_t bytes = 0;
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        bytes += malloc_usable_size((void *)owned[i]);
+    return bytes;
 }
 /* ---- prediction ----------------------------------------------------------- */
 
@@ -1905,6 +2389,7 @@ static float category_value(uint64_t *s, const float *c, size_t m, uint32_t cap)
 
 void sms_forest_probe(const sms_forest_t *f, unsigned seed, size_t rows, float *out)
 {
+    assert(!f->sealed);
     uint64_t s = 0x5EEDF0E57ull ^ ((uint64_t)seed << 17);
     for (size_t r = 0; r < rows; r++) {
         for (size_t j = 0; j < f->num_feature; j++) {

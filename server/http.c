@@ -81,6 +81,7 @@ struct sms_http {
     struct mg_context *ctx;
     sms_config_t cfg;
     _Atomic(sms_model_t *) model;
+    sms_registry_t *registry; /* multi-model endpoints: the models by name; else NULL */
     sem_t workers;
     sms_metrics_t *metrics;   /* may be NULL */
     sms_capture_t *capture;   /* NULL when capture is off */
@@ -129,6 +130,7 @@ typedef struct thread_state {
     bool marking_close; /* http_error is being used to set CivetWeb's must_close */
     double idle_since;  /* monotonic s: connection opened or last response */
     unsigned requests;  /* on this connection */
+    sms_loaded_t *held; /* the multi-model endpoint's model this request holds, or NULL */
     int watch;          /* this thread's body_watch slot, -1 before its first body */
     int fd;             /* this connection's socket once looked up, else -1 */
     int last_fd;        /* the previous connection's, tried first */
@@ -610,7 +612,7 @@ static int handle_ping(struct mg_connection *c, sms_http_t *h)
         return options(c, "GET, HEAD, OPTIONS");
     if (!method_is(ri, "GET") && !method_is(ri, "HEAD"))
         return send_error(c, 405, "/ping takes GET", "Allow", "GET, HEAD, OPTIONS");
-    int status = atomic_load(&h->model) ? 200 : 503;
+    int status = atomic_load(&h->model) || h->registry ? 200 : 503;
     send_bytes(c, status, NULL, NULL, 0, NULL, NULL, false);
     return status;
 }
@@ -915,7 +917,34 @@ static int check_custom_attributes(const char *v, char *msg, size_t cap)
     return 0;
 }
 
-static int invoke(struct mg_connection *c, sms_http_t *h, long long declared,
+/* The invocation's model: the one model, or in a multi-model endpoint the
+ * one named, held in tbuf.held until the request is done. NULL once the
+ * error has been sent (*status). */
+static sms_model_t *invocation_model(struct mg_connection *c, sms_http_t *h, const char *name,
+                                     int *status)
+{
+    if (!h->registry) {
+        sms_model_t *model = atomic_load(&h->model);
+        if (!model)
+            *status = send_error(c, 503, "the model is still loading; retry when /ping answers 200",
+                                 "Retry-After", "1");
+        return model;
+    }
+    sms_error_t err = {0};
+    uint64_t waited;
+    tbuf.held = sms_registry_acquire(h->registry, name, &waited, &err);
+    /* ModelCacheHit: the model was loaded when the request came */
+    sms_metrics_model_cache(h->metrics, tbuf.held && waited == 0);
+    if (waited)
+        sms_metrics_model_waited(h->metrics, waited);
+    if (!tbuf.held) {
+        *status = send_error(c, err.status, err.msg, err.status == 503 ? "Retry-After" : NULL, "1");
+        return NULL;
+    }
+    return sms_loaded_model(tbuf.held);
+}
+
+static int invoke(struct mg_connection *c, sms_http_t *h, long long declared, const char *name,
                   sms_encoding_t *enc_out)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
@@ -923,11 +952,13 @@ static int invoke(struct mg_connection *c, sms_http_t *h, long long declared,
     if (method_is(ri, "OPTIONS"))
         return options(c, "POST, OPTIONS");
     if (!method_is(ri, "POST"))
-        return send_error(c, 405, "/invocations takes POST", "Allow", "POST, OPTIONS");
-    sms_model_t *model = atomic_load(&h->model);
+        return send_error(c, 405,
+                          name ? "/models/{name}/invoke takes POST" : "/invocations takes POST",
+                          "Allow", "POST, OPTIONS");
+    int status = 0;
+    sms_model_t *model = invocation_model(c, h, name, &status);
     if (!model)
-        return send_error(c, 503, "the model is still loading; retry when /ping answers 200",
-                          "Retry-After", "1");
+        return status;
     /* An empty body has nothing to decode, whatever its type (as AWS). */
     if (declared == 0) {
         tbuf.body_done = true;
@@ -959,7 +990,7 @@ static int invoke(struct mg_connection *c, sms_http_t *h, long long declared,
      * checked: now the client may send it. */
     if (mg_get_header(c, "Expect") && !strcmp(ri->http_version, "1.1"))
         write_all(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    int status = declared ? read_body(c, h, declared) : 0;
+    status = declared ? read_body(c, h, declared) : 0;
     if (status)
         return status;
     tbuf.body_done = true;
@@ -1028,8 +1059,9 @@ static int invoke(struct mg_connection *c, sms_http_t *h, long long declared,
 
 /* Hands a served invocation to capture, after the response has gone out. */
 static void capture_invocation(sms_http_t *h, struct mg_connection *c, sms_encoding_t enc,
-                               int64_t time_ms)
+                               const char *name, int64_t time_ms)
 {
+    const char *target = mg_get_header(c, "X-Amzn-SageMaker-Target-Model");
     if (!sms_capture_sample(h->capture))
         return;
     sms_capture_event_t ev = {
@@ -1041,7 +1073,7 @@ static void capture_invocation(sms_http_t *h, struct mg_connection *c, sms_encod
         .output_len = tbuf.out.len,
         .inference_id = mg_get_header(c, "X-Amzn-SageMaker-Inference-Id"),
         .custom_attributes = mg_get_header(c, CUSTOM_ATTRIBUTES),
-        .target_model = mg_get_header(c, "X-Amzn-SageMaker-Target-Model"),
+        .target_model = target && *target ? target : name,
         .time_ms = time_ms,
     };
     sms_capture_submit(h->capture, &ev);
@@ -1054,7 +1086,10 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int handle_invocations(struct mg_connection *c, sms_http_t *h, long long declared)
+/* An invocation of the one model (name NULL) or of a multi-model
+ * endpoint's model `name`. */
+static int handle_invocations(struct mg_connection *c, sms_http_t *h, long long declared,
+                              const char *name)
 {
     uint64_t start = now_us();
     int64_t time_ms = h->capture ? wall_ms() : 0;
@@ -1063,7 +1098,8 @@ static int handle_invocations(struct mg_connection *c, sms_http_t *h, long long 
     sms_matrix_reset(&tbuf.rows);
     sms_buf_reset(&tbuf.body);
     sms_encoding_t enc = SMS_ENC_CSV;
-    int status = invoke(c, h, declared, &enc);
+    tbuf.held = NULL;
+    int status = invoke(c, h, declared, name, &enc);
     /* Only a response that reached the client counts, and is captured. */
     if (h->metrics && !tbuf.write_failed) {
         uint64_t total = now_us() - start;
@@ -1075,12 +1111,243 @@ static int handle_invocations(struct mg_connection *c, sms_http_t *h, long long 
             .response_bytes = tbuf.response_bytes,
             .rows = status == 200 ? tbuf.rows.rows : 0,
         };
-        sms_metrics_record(h->metrics, &inv);
+        sms_metrics_record_model(h->metrics, tbuf.held ? sms_loaded_series(tbuf.held) : NULL, &inv);
     }
+    sms_registry_release(h->registry, tbuf.held);
+    tbuf.held = NULL;
     if (h->capture && status == 200 && !tbuf.write_failed)
-        capture_invocation(h, c, enc, time_ms);
+        capture_invocation(h, c, enc, name, time_ms);
     release_body(h);
     return status;
+}
+
+/* ---------------------------------------------- multi-model endpoints */
+
+/* The largest POST /models body taken. */
+#define LOAD_BODY_MAX 65536
+/* GET /models pages: the default and the most models per page. */
+#define PAGE_DEFAULT 100
+#define PAGE_MAX     1000
+
+/* Sends a JSON document (freed) with status. */
+static int send_json(struct mg_connection *c, int status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    if (!text)
+        return send_error(c, 500, "out of memory writing the answer", NULL, NULL);
+    send_bytes(c, status, "application/json", text, strlen(text), NULL, NULL, false);
+    free(text);
+    return status;
+}
+
+/* POST /models {"model_name": ..., "url": ...}: loads the model. */
+static int load_request(struct mg_connection *c, sms_http_t *h, long long declared)
+{
+    if (declared > LOAD_BODY_MAX)
+        return errorf(c, 413, "a POST /models body is at most %d bytes; this one declares %lld",
+                      LOAD_BODY_MAX, declared);
+    if (declared > 0 && !reserve_body(h, (size_t)declared))
+        return budget_exhausted(c, h);
+    if (mg_get_header(c, "Expect") && !strcmp(mg_get_request_info(c)->http_version, "1.1"))
+        write_all(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    int status = declared ? read_body(c, h, declared) : 0;
+    if (status)
+        return status;
+    tbuf.body_done = true;
+    if (tbuf.body.len > LOAD_BODY_MAX)
+        return errorf(c, 413, "a POST /models body is at most %d bytes", LOAD_BODY_MAX);
+    json_error_t jerr;
+    json_t *doc = json_loadb(tbuf.body.data ? tbuf.body.data : "", tbuf.body.len, 0, &jerr);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return errorf(c, 400,
+                      "POST /models takes a JSON object {\"model_name\": ..., \"url\": ...}: %s",
+                      doc ? "the body is not an object" : jerr.text);
+    }
+    json_t *jn = json_object_get(doc, "model_name"), *ju = json_object_get(doc, "url");
+    if (!json_is_string(jn) || !json_is_string(ju)) {
+        json_decref(doc);
+        return errorf(c, 400, "POST /models needs the strings \"model_name\" and \"url\"");
+    }
+    char name[SMS_MODEL_NAME_MAX + 1], url[PATH_MAX];
+    sms_error_t err = {0};
+    size_t name_len = json_string_length(jn), url_len = json_string_length(ju);
+    if (sms_registry_check_name(json_string_value(jn), name_len, &err) < 0 ||
+        (url_len == 0 || url_len >= sizeof url || strlen(json_string_value(ju)) != url_len
+             ? sms_error_set(&err, 400, "\"url\" must be a path of 1 to %zu bytes without NUL",
+                             sizeof url - 1)
+             : 0) < 0) {
+        json_decref(doc);
+        return send_error(c, 400, err.msg, NULL, NULL);
+    }
+    memcpy(name, json_string_value(jn), name_len + 1);
+    memcpy(url, json_string_value(ju), url_len + 1);
+    json_decref(doc);
+    release_body(h);
+    uint64_t load_us;
+    size_t bytes;
+    if (sms_registry_load(h->registry, name, url, &load_us, &bytes, &err) < 0) {
+        sms_log("model \"%s\" not loaded from %s: %s", name, url, err.msg);
+        return send_error(c, err.status, err.msg, NULL, NULL);
+    }
+    sms_log("model \"%s\" loaded from %s in %.1f ms (%zu bytes)", name, url, load_us / 1000.0,
+            bytes);
+    return send_json(c, 200,
+                     json_pack("{s:s, s:s, s:I, s:f}", "modelName", name, "modelUrl", url, "bytes",
+                               (json_int_t)bytes, "loadTimeMs", load_us / 1000.0));
+}
+
+typedef struct page {
+    json_t *models;
+    char last[SMS_MODEL_NAME_MAX + 1]; /* the page's last name: the next page's token */
+    bool failed;
+} page_t;
+
+static void page_add(void *arg, const char *name, const char *url)
+{
+    page_t *p = arg;
+    if (json_array_append_new(p->models,
+                              json_pack("{s:s, s:s}", "modelName", name, "modelUrl", url)) < 0)
+        p->failed = true;
+    snprintf(p->last, sizeof p->last, "%s", name);
+}
+
+/* The value of query parameter `key` in q ("a=1&b=2") into out; false when absent. */
+static bool query_value(const char *q, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, key, klen) || p[klen] != '=')
+            continue;
+        const char *v = p + klen + 1;
+        size_t n = strcspn(v, "&");
+        if (n >= cap)
+            n = cap - 1;
+        memcpy(out, v, n);
+        out[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* GET /models[?next_page_token=T][&limit=N] (also nextPageToken, max_results). */
+static int list_request(struct mg_connection *c, sms_http_t *h)
+{
+    const char *q = mg_get_request_info(c)->query_string;
+    char token[SMS_MODEL_NAME_MAX + 2] = "", limit_text[32];
+    if (q && !query_value(q, "next_page_token", token, sizeof token))
+        query_value(q, "nextPageToken", token, sizeof token);
+    sms_error_t err = {0};
+    if (*token && sms_registry_check_name(token, strlen(token), &err) < 0)
+        return errorf(c, 400,
+                      "invalid next_page_token: give the nextPageToken of the previous page");
+    long limit = PAGE_DEFAULT;
+    if (q && (query_value(q, "limit", limit_text, sizeof limit_text) ||
+              query_value(q, "max_results", limit_text, sizeof limit_text))) {
+        char *end;
+        errno = 0;
+        limit = strtol(limit_text, &end, 10);
+        if (errno || end == limit_text || *end || limit < 1 || limit > PAGE_MAX)
+            return errorf(c, 400, "invalid limit \"%.40s\": a number of models from 1 to %d",
+                          limit_text, PAGE_MAX);
+    }
+    page_t page = {.models = json_array()};
+    json_t *doc = json_object();
+    if (!page.models || !doc) {
+        json_decref(page.models);
+        json_decref(doc);
+        return send_error(c, 500, "out of memory listing the models", NULL, NULL);
+    }
+    bool more;
+    sms_registry_list(h->registry, token, (size_t)limit, page_add, &page, &more);
+    json_object_set_new(doc, "models", page.models);
+    if (more)
+        json_object_set_new(doc, "nextPageToken", json_string(page.last));
+    if (page.failed) {
+        json_decref(doc);
+        return send_error(c, 500, "out of memory listing the models", NULL, NULL);
+    }
+    return send_json(c, 200, doc);
+}
+
+/* GET /models/{name}: what is loaded under name. */
+static int describe_request(struct mg_connection *c, sms_http_t *h, const char *name)
+{
+    sms_error_t err = {0};
+    uint64_t waited;
+    sms_loaded_t *l = sms_registry_acquire(h->registry, name, &waited, &err);
+    if (!l)
+        return send_error(c, err.status, err.msg, NULL, NULL);
+    sms_model_t *m = sms_loaded_model(l);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "modelName", name, "modelUrl",
+                            sms_loaded_url(l), "objective", sms_model_objective(m), "features",
+                            (json_int_t)sms_model_num_feature(m), "outputs",
+                            (json_int_t)sms_model_num_output(m), "bytes",
+                            (json_int_t)sms_loaded_bytes(l), "engine", sms_model_engine(m));
+    sms_registry_release(h->registry, l);
+    return send_json(c, 200, doc);
+}
+
+/* /models and /models/{name}[/invoke] (rest: what follows "/models"). */
+static int handle_models(struct mg_connection *c, sms_http_t *h, const char *rest,
+                         long long declared)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (!h->registry)
+        return errorf(c, 404,
+                      "/models is the multi-model API: start smserve with "
+                      "SAGEMAKER_MULTI_MODEL=true");
+    if (*rest == '\0') {
+        if (method_is(ri, "OPTIONS"))
+            return options(c, "GET, POST, OPTIONS");
+        if (method_is(ri, "POST"))
+            return load_request(c, h, declared);
+        if (method_is(ri, "GET"))
+            return list_request(c, h);
+        return send_error(c, 405, "/models takes GET (list) and POST (load)", "Allow",
+                          "GET, POST, OPTIONS");
+    }
+    /* "/{name}" or "/{name}/invoke" */
+    const char *name_at = rest + 1, *slash = strchr(name_at, '/');
+    size_t n = slash ? (size_t)(slash - name_at) : strlen(name_at);
+    sms_error_t err = {0};
+    char name[SMS_MODEL_NAME_MAX + 1];
+    if (slash && strcmp(slash, "/invoke"))
+        return errorf(c, 404, "no such path: under /models/{name} there is only /invoke");
+    if (sms_registry_check_name(name_at, n, &err) < 0)
+        return send_error(c, 400, err.msg, NULL, NULL);
+    memcpy(name, name_at, n);
+    name[n] = '\0';
+    if (slash)
+        return handle_invocations(c, h, declared, name);
+    if (method_is(ri, "OPTIONS"))
+        return options(c, "GET, DELETE, OPTIONS");
+    if (method_is(ri, "GET"))
+        return describe_request(c, h, name);
+    if (method_is(ri, "DELETE")) {
+        if (sms_registry_unload(h->registry, name, &err) < 0)
+            return send_error(c, err.status, err.msg, NULL, NULL);
+        sms_log("model \"%s\" unloaded", name);
+        return send_json(c, 200, json_pack("{s:s, s:s}", "modelName", name, "status", "unloaded"));
+    }
+    return send_error(c, 405, "/models/{name} takes GET (describe) and DELETE (unload)", "Allow",
+                      "GET, DELETE, OPTIONS");
+}
+
+/* /invocations on a multi-model endpoint: the model is the one the
+ * X-Amzn-SageMaker-Target-Model header names. */
+static int handle_targeted(struct mg_connection *c, sms_http_t *h, long long declared)
+{
+    const char *target = mg_get_header(c, "X-Amzn-SageMaker-Target-Model");
+    if (!target || !*target)
+        return errorf(c, 400,
+                      "this is a multi-model endpoint: POST /models/{name}/invoke, or name "
+                      "the model in X-Amzn-SageMaker-Target-Model");
+    sms_error_t err = {0};
+    if (sms_registry_check_name(target, strlen(target), &err) < 0)
+        return errorf(c, 400, "X-Amzn-SageMaker-Target-Model: %s", err.msg);
+    return handle_invocations(c, h, declared, target);
 }
 
 static int handle_metrics(struct mg_connection *c, sms_http_t *h)
@@ -1117,7 +1384,10 @@ static int on_request(struct mg_connection *c)
     if (!path)
         return errorf(c, 400, "invalid request target: send a path such as /invocations");
     if (!strcmp(path, "/invocations"))
-        return handle_invocations(c, h, declared);
+        return h->registry ? handle_targeted(c, h, declared)
+                           : handle_invocations(c, h, declared, NULL);
+    if (!strncmp(path, "/models", 7) && (path[7] == '\0' || path[7] == '/'))
+        return handle_models(c, h, path + 7, declared);
     if (!strcmp(path, "/ping"))
         return handle_ping(c, h);
     if (!strcmp(path, "/execution-parameters"))
@@ -1126,7 +1396,8 @@ static int on_request(struct mg_connection *c)
         return handle_metrics(c, h);
     return errorf(c, 404,
                   "no such path \"%.200s\": smserve serves GET /ping, POST /invocations, GET "
-                  "/execution-parameters and GET /metrics (paths are matched exactly)",
+                  "/execution-parameters, GET /metrics and, on a multi-model endpoint, /models "
+                  "(paths are matched exactly)",
                   path);
 }
 
@@ -1282,6 +1553,11 @@ int sms_http_start(const sms_config_t *cfg, sms_metrics_t *metrics, sms_capture_
 void sms_http_set_model(sms_http_t *h, sms_model_t *model)
 {
     atomic_store(&h->model, model);
+}
+
+void sms_http_set_registry(sms_http_t *h, sms_registry_t *registry)
+{
+    h->registry = registry;
 }
 
 void sms_http_stop(sms_http_t *h)

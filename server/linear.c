@@ -13,6 +13,7 @@
 #include "smserve/xjson.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -49,12 +50,9 @@ struct sms_linear {
 
 sms_linear_t *sms_linear_compile(const char *json, size_t len, char *why, size_t why_size)
 {
-    if (why && why_size)
-        why[0] = '\0';
-    char perr[160];
-    json_t *root = sms_xjson_parse(json, len, perr, sizeof perr);
+    json_t *root = sms_objective_parse_model(json, len, why, why_size);
     if (!root)
-        return sms_refuse(why, why_size, "model JSON does not parse: %s", perr);
+        return NULL;
     sms_linear_t *l = NULL;
     json_t *booster = sms_xjson_member(sms_xjson_member(root, "learner"), "gradient_booster");
     const char *name = json_string_value(sms_xjson_member(booster, "name"));
@@ -129,6 +127,14 @@ size_t sms_linear_num_feature(const sms_linear_t *l)
 size_t sms_linear_num_output(const sms_linear_t *l)
 {
     return l->obj.num_output;
+}
+
+size_t sms_linear_bytes(const sms_linear_t *l)
+{
+    if (!l)
+        return 0;
+    return malloc_usable_size((void *)l) + malloc_usable_size(l->weight) +
+           malloc_usable_size(l->start);
 }
 
 size_t sms_linear_workspace_floats(const sms_linear_t *l)

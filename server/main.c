@@ -14,6 +14,7 @@
 #include "smserve/artifact.h"
 #include "smserve/buf.h"
 #include "smserve/capture.h"
+#include "smserve/registry.h"
 #include "smserve/config.h"
 #include "smserve/http.h"
 #include "smserve/log.h"
@@ -110,6 +111,67 @@ static void read_capture_counts(void *arg, sms_capture_counts_t *out)
     out->dropped = stats.dropped; /* paused drops are part of it */
 }
 
+/* Serves until SIGTERM or SIGINT, then stops in order: in-flight requests
+ * finish (and submit their capture records), capture writes out its queue,
+ * metrics report a last time. Frees http and capture; metrics are freed by
+ * the caller, after the models whose series they hold. */
+static void serve_until_stopped(sigset_t *stop_signals, sms_http_t *http, sms_capture_t *capture,
+                                sms_metrics_t *metrics)
+{
+    int sig = 0;
+    sigwait(stop_signals, &sig);
+    sms_log("%s received: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    sms_http_stop(http);
+    if (capture) {
+        sms_capture_flush(capture);
+        sms_capture_stats_t stats;
+        sms_capture_stats(capture, &stats);
+        sms_log("data capture flushed: %llu records written, %llu dropped",
+                (unsigned long long)stats.written, (unsigned long long)stats.dropped);
+    }
+    /* The last EMF line reads the capture counters, so capture stops after. */
+    if (metrics)
+        sms_metrics_stop_emf(metrics);
+    sms_capture_stop(capture);
+}
+
+/* A multi-model endpoint: no model at start; /models loads them. */
+static int serve_multi_model(const sms_config_t *cfg, sigset_t *stop_signals,
+                             sms_capture_t *capture, sms_metrics_t *metrics, double start)
+{
+    sms_error_t err = {0};
+    sms_registry_config_t rcfg = {
+        .budget_bytes = cfg->model_budget,
+        .native = cfg->native_engine,
+        .allow_newer = cfg->allow_newer,
+        .sel = cfg->has_selection ? &cfg->selection : NULL,
+        .wait_ms = cfg->timeout_s * 1000,
+    };
+    sms_registry_t *registry = sms_registry_create(&rcfg, metrics);
+    if (!registry) {
+        sms_log("out of memory creating the model registry");
+        return EXIT_CONFIG;
+    }
+    sms_http_t *http = NULL;
+    if (sms_http_start(cfg, metrics, capture, &http, &err) < 0) {
+        sms_log("%s", err.msg);
+        sms_registry_free(registry);
+        return EXIT_CONFIG;
+    }
+    sms_http_set_registry(http, registry);
+    sms_log("multi-model endpoint listening on port %d (%d workers, %d connections): no model "
+            "loaded; POST /models loads one; models may hold %zu bytes "
+            "(SMSERVE_MODEL_MEMORY_BYTES); ready in %.1f ms",
+            cfg->port, cfg->workers, cfg->connections, cfg->model_budget, now_ms() - start);
+    if (metrics && sms_metrics_start_emf(metrics) < 0)
+        sms_log("could not start the CloudWatch EMF thread; /metrics still works");
+    serve_until_stopped(stop_signals, http, capture, metrics);
+    sms_registry_free(registry);
+    sms_metrics_free(metrics);
+    sms_log("stopped");
+    return 0;
+}
+
 static int cmd_serve(void)
 {
     double start = now_ms();
@@ -147,6 +209,8 @@ static int cmd_serve(void)
     }
     if (metrics && capture)
         sms_metrics_set_capture_source(metrics, read_capture_counts, capture);
+    if (cfg.multi_model)
+        return serve_multi_model(&cfg, &stop_signals, capture, metrics, start);
 
     /* The checks read the files' headers and take milliseconds: a refused
      * artifact is reported before the connection threads start. Loading
@@ -207,25 +271,9 @@ static int cmd_serve(void)
         sms_log("data capture on: %g%% of requests into %s/%s/%s", capture_cfg.sampling_percent,
                 capture_cfg.dir, capture_cfg.endpoint, capture_cfg.variant);
 
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    sms_log("%s received: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    /* In-flight requests finish (and submit their capture records), then
-     * capture writes out its queue, then metrics report a last time. */
-    sms_http_stop(http);
-    if (capture) {
-        sms_capture_flush(capture);
-        sms_capture_stats_t stats;
-        sms_capture_stats(capture, &stats);
-        sms_log("data capture flushed: %llu records written, %llu dropped",
-                (unsigned long long)stats.written, (unsigned long long)stats.dropped);
-    }
-    /* The last EMF line reads the capture counters, so capture stops after. */
-    if (metrics)
-        sms_metrics_stop_emf(metrics);
-    sms_capture_stop(capture);
-    sms_metrics_free(metrics);
+    serve_until_stopped(&stop_signals, http, capture, metrics);
     sms_model_free(model);
+    sms_metrics_free(metrics);
     sms_log("stopped");
     return 0;
 }

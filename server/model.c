@@ -1,11 +1,11 @@
 /* The model backend. Boosters are loaded from checked artifacts through the
  * XGBoost C API. By default each booster is then compiled into a native
  * evaluator (forest.c for trees, linear.c for gblinear), which must first
- * reproduce the C API's own predictions on a probe batch (the parity gate);
- * a model that fails the gate or that the compiler does not recognise stays
- * on the C API: gbtree and dart in place with one proxy DMatrix per thread,
- * gblinear (no in-place path in 3.4 either, not thread-safe) through a
- * DMatrix under a lock. */
+ * reproduce the C API's own predictions on a probe batch (the parity gate)
+ * and then serves alone: the booster is freed. A model that fails the gate
+ * or that the compiler does not recognise stays on the C API: gbtree and
+ * dart in place with one proxy DMatrix per thread, gblinear (no in-place
+ * path in 3.4 either, not thread-safe) through a DMatrix under a lock. */
 #define _GNU_SOURCE
 #include "smserve/model.h"
 #include "smserve/xjson.h"
@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -23,19 +24,28 @@
 #include <xgboost/c_api.h>
 
 typedef struct member {
+    /* The C API's booster; freed (NULL) once a native evaluator passed the
+     * parity gate, as nothing reads it then. */
     BoosterHandle booster;
+    size_t booster_bytes; /* booster_estimate of it, 0 without one */
+    /* The longest serialisation of the booster made on the loading thread,
+     * which XGBoost keeps there as long as the booster lives. */
+    size_t serialised;
     bool linear; /* gblinear: DMatrix path, serialised */
     pthread_mutex_t lock;
     /* The native evaluator of a tree or a gblinear booster, when it passed
-     * the parity gate (NULL otherwise). */
+     * the parity gate (NULL otherwise); sealed (sms_forest_seal). */
     sms_forest_t *forest;
     sms_linear_t *linear_native;
     /* The writer's arithmetic where the runtime's differs (see
      * sms_forest_set_writer); the C API path then asks for margins and
-     * finishes them with `writer`'s objective. */
+     * finishes them with the writer's objective. */
     bool sum_first;
     bool unsorted_quantiles;
-    sms_forest_t *writer; /* compiled for its objective when sum_first */
+    sms_objective_t *writer_objective; /* the compiled writer's, when sum_first */
+    /* During the load only: the forest writer_arithmetic compiled, which
+     * the parity gate takes as its candidate instead of compiling again. */
+    sms_forest_t *compiled;
 } member_t;
 
 struct sms_model {
@@ -195,6 +205,36 @@ static bool older_than(const sms_model_info_t *info, int major, int minor)
            (info->version.major == major && info->version.minor < minor);
 }
 
+/* Saves m's booster in the format `config` names into the library's buffer
+ * (*bytes, *len bytes; valid until the booster's next call) and counts it in
+ * m->serialised. 0, or -1 with the reason in why. */
+static int serialise(member_t *m, const char *config, const char **bytes, size_t *len, char *why,
+                     size_t why_size)
+{
+    bst_ulong n = 0;
+    if (XGBoosterSaveModelToBuffer(m->booster, config, &n, bytes) != 0) {
+        char detail[200];
+        snprintf(why, why_size, "the model could not be serialised: %s",
+                 xgb_error(detail, sizeof detail));
+        return -1;
+    }
+    m->serialised = (size_t)n > m->serialised ? (size_t)n : m->serialised;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* The native tree evaluator of m's booster, compiled from its UBJSON
+ * (which XGBoost writes faster than JSON and sms_forest_compile_ubj reads
+ * several times faster); NULL with the reason in why. */
+static sms_forest_t *compile_trees(member_t *m, char *why, size_t why_size)
+{
+    size_t len = 0;
+    const char *ubj = NULL;
+    if (serialise(m, "{\"format\": \"ubj\"}", &ubj, &len, why, why_size) < 0)
+        return NULL;
+    return sms_forest_compile_ubj((const unsigned char *)ubj, len, why, why_size);
+}
+
 /* Where the writing release computed differently from the runtime, the
  * member predicts the writer's way (see sms_forest_set_writer): trees from
  * before 1.3 (or of no recorded release: 0.x legacy files) sum first;
@@ -210,14 +250,9 @@ static int writer_arithmetic(member_t *m, const sms_artifact_t *a, sms_diag_t *d
     bool trees = !strcmp(info->booster, "gbtree");
     if (!trees || (info->has_version && !older_than(info, 1, 3)))
         return 0;
-    bst_ulong len = 0;
-    const char *json = NULL;
     char why[256] = "";
-    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &json) == 0)
-        m->writer = sms_forest_compile(json, (size_t)len, why, sizeof why);
-    else
-        xgb_error(why, sizeof why);
-    if (!m->writer) {
+    sms_forest_t *writer = compile_trees(m, why, sizeof why);
+    if (!writer) {
         char detail[300];
         snprintf(detail, sizeof detail,
                  "a release before 1.3 wrote it, which added its trees up in another order "
@@ -226,12 +261,18 @@ static int writer_arithmetic(member_t *m, const sms_artifact_t *a, sms_diag_t *d
         diag_load(diag, a->name, "%s: %s", detail);
         return -1;
     }
-    sms_forest_set_writer(m->writer, true, m->unsorted_quantiles);
-    m->sum_first = sms_forest_sums_first(m->writer);
-    if (!m->sum_first) {
-        sms_forest_free(m->writer);
-        m->writer = NULL;
+    sms_forest_set_writer(writer, true, m->unsorted_quantiles);
+    m->sum_first = sms_forest_sums_first(writer);
+    if (m->sum_first) {
+        m->writer_objective = malloc(sizeof *m->writer_objective);
+        if (!m->writer_objective) {
+            sms_forest_free(writer);
+            diag_load(diag, a->name, "%s: %s", "out of memory for the writer's arithmetic");
+            return -1;
+        }
+        *m->writer_objective = *sms_forest_objective(writer);
     }
+    m->compiled = writer;
     return 0;
 }
 
@@ -251,7 +292,7 @@ static void writer_note(const member_t *m, char *out, size_t size)
 static int capi_predict_sum_first(member_t *m, const char *iface, size_t rows, const float **result,
                                   size_t *values, sms_error_t *err)
 {
-    const sms_objective_t *obj = sms_forest_objective(m->writer);
+    const sms_objective_t *obj = m->writer_objective;
     size_t ng = obj->num_group, no = obj->num_output;
     if (!thread_proxy_zero && XGProxyDMatrixCreate(&thread_proxy_zero) != 0)
         return sms_error_set(err, 500, "XGBoost could not create a proxy DMatrix");
@@ -518,25 +559,47 @@ static void candidate_free(candidate_t *c)
     c->linear = NULL;
 }
 
-/* Compiles a booster into the native evaluator of its kind and keeps it
- * only if it reproduces the C API on the probe batch within one float32
- * ulp. Writes what happened to note; never fails the load. */
+/* The native evaluator of m's gblinear booster, compiled from its JSON;
+ * NULL with the reason in why. */
+static sms_linear_t *compile_linear(member_t *m, char *why, size_t why_size)
+{
+    size_t len = 0;
+    const char *json = NULL;
+    if (serialise(m, "{\"format\": \"json\"}", &json, &len, why, why_size) < 0)
+        return NULL;
+    return sms_linear_compile(json, len, why, why_size);
+}
+
+/* A member the native evaluator serves from now on: the booster and the
+ * writer's objective (the C API path's) go, and so does what only the gate
+ * read. */
+static void keep_native(member_t *m, candidate_t *c)
+{
+    XGBoosterFree(m->booster);
+    m->booster = NULL;
+    m->booster_bytes = 0;
+    free(m->writer_objective);
+    m->writer_objective = NULL;
+    if (c->forest)
+        sms_forest_seal(c->forest);
+    m->forest = c->forest;
+    m->linear_native = c->linear;
+}
+
+/* Compiles a booster into the native evaluator of its kind (or takes the
+ * forest writer_arithmetic compiled) and keeps it only if it reproduces
+ * the C API on the probe batch within one float32 ulp; the booster is then
+ * freed. Writes what happened to note; never fails the load. */
 static void try_native(member_t *m, const char *name, size_t num_feature, size_t num_output,
                        char *note, size_t note_size)
 {
-    bst_ulong len = 0;
-    const char *json = NULL;
     char why[256] = "";
-    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &json) != 0) {
-        snprintf(note, note_size, "%s: XGBoost C API (the model could not be serialised: %s)", name,
-                 xgb_error(why, sizeof why));
-        return;
-    }
-    candidate_t c = {NULL, NULL};
+    candidate_t c = {m->compiled, NULL};
+    m->compiled = NULL;
     if (m->linear)
-        c.linear = sms_linear_compile(json, (size_t)len, why, sizeof why);
-    else
-        c.forest = sms_forest_compile(json, (size_t)len, why, sizeof why);
+        c.linear = compile_linear(m, why, sizeof why);
+    else if (!c.forest)
+        c.forest = compile_trees(m, why, sizeof why);
     if (!c.forest && !c.linear) {
         snprintf(note, note_size, "%s: XGBoost C API (the native compiler declined: %s)", name,
                  why);
@@ -605,8 +668,7 @@ static void try_native(member_t *m, const char *name, size_t num_feature, size_t
              "%s: native evaluator (%s; parity gate: %zu probe rows, %zu of %zu values identical, "
              "the rest within 1 ulp)",
              name, what, (size_t)GATE_ROWS, exact, values);
-    m->forest = c.forest;
-    m->linear_native = c.linear;
+    keep_native(m, &c);
     free(probe);
     free(native);
     return;
@@ -614,6 +676,52 @@ reject:
     candidate_free(&c);
     free(probe);
     free(native);
+}
+
+/* What a loaded booster holds, for sms_model_bytes: XGBoost's memory
+ * cannot be walked from outside, so it is estimated from the artifact the
+ * booster was loaded from. Measured with XGBoost 3.4.1 by
+ * `bench_load -m -k 100` (bench/bench_load.c: 100 copies of each of 12
+ * models held in one process under SMSERVE_ENGINE=xgboost, the growth of
+ * the heap in use, mallinfo2's uordblks + hblkhd, and of the resident set,
+ * per copy): a booster after sms_model_load holds 19.2 KB + 357 bytes per
+ * tree + 53 bytes per node (within 1% from 1 tree of 3 nodes to 300 trees
+ * of 102276 nodes, whatever the file's format or the number of features),
+ * and a gblinear one 18.7 KB with 200 features. The file bounds the nodes:
+ * a node takes at least 34 bytes of UBJSON (its typed arrays), 36 of
+ * legacy binary (its node and stats records) and about 40 of JSON (floats
+ * such as "0E0"; 64 in the models measured). Counted here: 24 KB, 512 bytes
+ * per tree, and 56 bytes per node over those bounds (1.4 bytes per byte of
+ * JSON, 1.65 of UBJSON, 1.56 of binary, which 3.1+ no longer loads: the
+ * scan migrates it to JSON), which came to 1.25x (UBJSON) to 1.81x (JSON)
+ * of the heap and of the resident set measured, never less. Plus what
+ * XGBoost keeps on the loading thread: the model serialised for the native
+ * compiler (its buffer's capacity, at most twice its length), and the
+ * parity gate's predictions. Not bounded by the file: the category bitsets
+ * of categorical splits, sized by each split's largest category. */
+#define BOOSTER_BASE_BYTES (24 * 1024)
+#define BOOSTER_TREE_BYTES 512
+
+static size_t booster_estimate(const member_t *m, const sms_artifact_t *a, size_t num_output)
+{
+    size_t per_byte_x100;
+    switch (sms_sniff(a->bytes, a->len)) {
+    case SMS_FMT_UBJSON:
+        per_byte_x100 = 165;
+        break;
+    case SMS_FMT_BINARY:
+        per_byte_x100 = 156;
+        break;
+    default:
+        per_byte_x100 = 140;
+        break;
+    }
+    size_t trees = a->info.num_trees > 0 ? (size_t)a->info.num_trees : 0;
+    size_t bytes = BOOSTER_BASE_BYTES + trees * BOOSTER_TREE_BYTES + a->len / 100 * per_byte_x100 +
+                   per_byte_x100;
+    if (m->serialised)
+        bytes += 2 * m->serialised + 2 * GATE_ROWS * num_output * sizeof(float);
+    return bytes;
 }
 
 static int vote_objective(const char *objective)
@@ -686,15 +794,19 @@ int sms_model_load(const sms_artifact_set_t *set, bool native, sms_model_t **out
     }
     free(probe);
     for (size_t i = 0; i < m->count; i++) {
+        member_t *mb = &m->members[i];
         char note[384];
         if (native)
-            try_native(&m->members[i], set->items[i].name, m->num_feature, m->num_output, note,
-                       sizeof note);
+            try_native(mb, set->items[i].name, m->num_feature, m->num_output, note, sizeof note);
         else {
             char what[128] = "SMSERVE_ENGINE=xgboost";
-            writer_note(&m->members[i], what, sizeof what);
+            writer_note(mb, what, sizeof what);
             snprintf(note, sizeof note, "%s: XGBoost C API (%s)", set->items[i].name, what);
         }
+        sms_forest_free(mb->compiled);
+        mb->compiled = NULL;
+        if (mb->booster)
+            mb->booster_bytes = booster_estimate(mb, &set->items[i], m->num_output);
         size_t used = strlen(m->engine);
         snprintf(m->engine + used, sizeof m->engine - used, "%s%s", used ? "; " : "", note);
     }
@@ -710,12 +822,14 @@ void sms_model_free(sms_model_t *m)
     if (!m)
         return;
     for (size_t i = 0; i < m->count; i++) {
-        if (m->members[i].booster)
-            XGBoosterFree(m->members[i].booster);
-        sms_forest_free(m->members[i].forest);
-        sms_forest_free(m->members[i].writer);
-        sms_linear_free(m->members[i].linear_native);
-        pthread_mutex_destroy(&m->members[i].lock);
+        member_t *mb = &m->members[i];
+        if (mb->booster)
+            XGBoosterFree(mb->booster);
+        sms_forest_free(mb->forest);
+        sms_forest_free(mb->compiled);
+        sms_linear_free(mb->linear_native);
+        free(mb->writer_objective);
+        pthread_mutex_destroy(&mb->lock);
     }
     free(m->members);
     free(m);
@@ -806,4 +920,15 @@ int sms_model_predict(sms_model_t *m, const float *x, size_t rows, sms_matrix_t 
 const char *sms_model_engine(const sms_model_t *m)
 {
     return m->engine;
+}
+
+size_t sms_model_bytes(const sms_model_t *m)
+{
+    size_t bytes = malloc_usable_size((void *)m) + malloc_usable_size(m->members);
+    for (size_t i = 0; i < m->count; i++) {
+        const member_t *mb = &m->members[i];
+        bytes += sms_forest_bytes(mb->forest) + sms_linear_bytes(mb->linear_native) +
+                 malloc_usable_size(mb->writer_objective) + mb->booster_bytes;
+    }
+    return bytes;
 }

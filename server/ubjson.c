@@ -57,11 +57,8 @@ static int read_be(reader_t *r, size_t n, uint64_t *out)
         fail(r, r->len, "unexpected end of input (needed %zu more bytes)", n - left(r));
         return -1;
     }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | r->p[r->pos + i];
+    *out = sms_ubjson_big_endian(r->p + r->pos, n);
     r->pos += n;
-    *out = v;
     return 0;
 }
 
@@ -135,18 +132,11 @@ static int read_length(reader_t *r, const char *what, size_t *out)
     return 0;
 }
 
-/* Bytes each element of a typed container of `type` takes at least; the
- * count check below uses it to refuse counts the input cannot hold. */
-static size_t min_size_of(unsigned char type)
+size_t sms_ubjson_numeric_size(unsigned char marker)
 {
-    switch (type) {
-    case 'Z':
-    case 'T':
-    case 'F':
-        return 0;
+    switch (marker) {
     case 'i':
     case 'U':
-    case 'C':
         return 1;
     case 'I':
         return 2;
@@ -156,9 +146,27 @@ static size_t min_size_of(unsigned char type)
     case 'L':
     case 'D':
         return 8;
-    default: /* S, H: a length marker and value; [ {: at least a marker */
-        return 1;
     }
+    return 0;
+}
+
+uint64_t sms_ubjson_big_endian(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Bytes each element of a typed container of `type` takes at least; the
+ * count check below uses it to refuse counts the input cannot hold. */
+static size_t min_size_of(unsigned char type)
+{
+    if (type == 'Z' || type == 'T' || type == 'F')
+        return 0;
+    size_t size = sms_ubjson_numeric_size(type);
+    /* C: one byte; S, H: a length marker and value; [ {: at least a marker */
+    return size ? size : 1;
 }
 
 static json_t *parse_value(reader_t *r, unsigned char marker, size_t at, int depth);

@@ -7,10 +7,14 @@ Parses FILE with prometheus_client.parser.text_string_to_metric_families and
 checks that every histogram's buckets have increasing le bounds and
 non-decreasing cumulative counts ending with le="+Inf" equal to _count (and
 a _sum), that counters are non-negative, that quantile gauges do not
-decrease with the quantile, and that each expectation matches: the samples
-named NAME whose labels include the given ones exist and all have VALUE.
+decrease with the quantile, that no sample appears twice (same name and
+labels), and that each expectation matches: the samples named NAME whose
+labels include the given ones exist and all have VALUE. Labels may be given
+as JSON object members instead, for values with commas, quotes or any
+character: NAME{"model": "a\\"b"}=VALUE.
 Exits 0 when everything holds, 1 (listing the problems) otherwise.
 """
+import json
 import math
 import re
 import sys
@@ -72,7 +76,9 @@ def parse_expectation(arg):
     if not m:
         raise SystemExit(f"bad expectation {arg!r}")
     labels = {}
-    if m.group(2):
+    if m.group(2) and m.group(2).startswith('"'):
+        labels = json.loads("{" + m.group(2) + "}")
+    elif m.group(2):
         for pair in m.group(2).split(","):
             k, _, v = pair.partition("=")
             labels[k.strip()] = v.strip().strip('"')
@@ -97,6 +103,12 @@ def main():
             check_quantiles(family, problems)
         elif family.type != "summary":
             problems.append(f"{family.name}: type {family.type}")
+    seen = set()
+    for s in samples:
+        key = (s.name, tuple(sorted(s.labels.items())))
+        if key in seen:
+            problems.append(f"{s.name}{s.labels}: sample appears twice")
+        seen.add(key)
     for arg in sys.argv[2:]:
         name, labels, want = parse_expectation(arg)
         got = [s.value for s in samples

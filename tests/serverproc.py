@@ -26,14 +26,16 @@ class PortTaken(Exception):
 class Server:
     """One `smserve serve` (cmd: the binary, after any wrapper) for the model at
     model_dir, on a free loopback port, with base_env (default os.environ), a
-    few connection threads and no metrics interval, then extra_env on top."""
+    few connection threads and no metrics interval, then extra_env on top (it may
+    override those)."""
 
     def __init__(self, cmd, model_dir, extra_env, timeout, base_env=None):
         self.timeout = timeout
         self.port = free_port()
         self.env = dict(os.environ if base_env is None else base_env, SM_MODEL_DIR=model_dir,
                         SAGEMAKER_BIND_TO_PORT=str(self.port), SMSERVE_CONNECTIONS="16",
-                        SMSERVE_METRICS_INTERVAL="0", **extra_env)
+                        SMSERVE_METRICS_INTERVAL="0")
+        self.env.update(extra_env)
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(list(cmd) + ["serve"], env=self.env, stdout=self.log,
                                      stderr=self.log)
@@ -80,6 +82,15 @@ class Server:
             self.proc.wait()
             return "still running %d s after SIGTERM" % self.timeout
         return None if rc == 0 else "exited %d after SIGTERM: %s" % (rc, self.text()[-300:])
+
+
+def rss_kib(pid):
+    """The resident set of process pid, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def start(cmd, model_dir, extra_env, timeout, base_env=None, attempts=5):

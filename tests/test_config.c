@@ -26,6 +26,8 @@ static const char *const VARS[] = {
     "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS",
     "SAGEMAKER_INFERENCE_OUTPUT",
     "SMSERVE_MAX_MATRIX_VALUES",
+    "SAGEMAKER_MULTI_MODEL",
+    "SMSERVE_MODEL_MEMORY_BYTES",
     NULL,
 };
 
@@ -53,6 +55,9 @@ static void defaults(void **state)
     assert_true(cfg.native_engine);
     assert_true(cfg.metrics);
     assert_int_equal(cfg.max_matrix_values, (size_t)64 << 20);
+    assert_false(cfg.multi_model);
+    /* half the memory limit, at least 64 MiB */
+    assert_true(cfg.model_budget >= (size_t)64 << 20);
     /* connection threads always outnumber prediction workers */
     assert_true(cfg.connections > cfg.workers);
     assert_true(cfg.connections >= 64);
@@ -127,6 +132,9 @@ static void invalid_values(void **state)
     expect_invalid("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "0");
     expect_invalid("SMSERVE_MAX_MATRIX_VALUES", "1000");
     expect_invalid("SMSERVE_MAX_MATRIX_VALUES", "64M");
+    expect_invalid("SAGEMAKER_MULTI_MODEL", "yes please");
+    expect_invalid("SMSERVE_MODEL_MEMORY_BYTES", "0");
+    expect_invalid("SMSERVE_MODEL_MEMORY_BYTES", "1GiB");
     expect_invalid("SAGEMAKER_INFERENCE_OUTPUT",
                    "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,aa,bb,cc,dd,ee,ff,gg");
 }
@@ -156,6 +164,10 @@ static void batch_values(void **state)
     assert_int_equal(cfg.max_content_length, 1000);
     cfg = config_with((const char *const[]){"SMSERVE_MAX_MATRIX_VALUES=4096", NULL});
     assert_int_equal(cfg.max_matrix_values, 4096);
+    cfg = config_with((const char *const[]){"SAGEMAKER_MULTI_MODEL=true",
+                                            "SMSERVE_MODEL_MEMORY_BYTES=5000", NULL});
+    assert_true(cfg.multi_model);
+    assert_int_equal(cfg.model_budget, 5000);
 }
 
 int main(void)

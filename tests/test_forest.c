@@ -279,6 +279,294 @@ static void compare(const float *want, const float *got, size_t n, parity_t *p)
     }
 }
 
+/* ---- UBJSON -------------------------------------------------------------- */
+
+/* A growing byte buffer. */
+typedef struct bytes {
+    unsigned char *p;
+    size_t n, cap;
+} bytes_t;
+
+static void put(bytes_t *b, const void *src, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void put_byte(bytes_t *b, unsigned char c)
+{
+    put(b, &c, 1);
+}
+
+static void put_big_endian(bytes_t *b, uint64_t v, size_t size)
+{
+    for (size_t k = size; k-- > 0;)
+        put_byte(b, (unsigned char)(v >> (8 * k)));
+}
+
+/* A length or count as XGBoost writes them: 'L' and 8 bytes. */
+static void put_count(bytes_t *b, size_t n)
+{
+    put_byte(b, 'L');
+    put_big_endian(b, n, 8);
+}
+
+static void put_double(bytes_t *b, double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    put_big_endian(b, bits, 8);
+}
+
+/* v as UBJSON the way XGBoost lays a model out: objects without counts,
+ * arrays with counts, an array of integers (or of numbers) as a typed
+ * array of int32 or int64 (float64), anything else as a counted array of
+ * values. Keeps every value exact, so a hostile JSON model reads the same
+ * from these bytes. */
+static void put_ubj(bytes_t *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        const json_t *value;
+        put_byte(b, '{');
+        json_object_foreach((json_t *)v, key, value)
+        {
+            put_count(b, strlen(key));
+            put(b, key, strlen(key));
+            put_ubj(b, value);
+        }
+        put_byte(b, '}');
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        bool ints = n > 0, numbers = n > 0, small = true;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = json_array_get(v, i);
+            ints = ints && json_is_integer(e);
+            numbers = numbers && json_is_number(e);
+            small = small && (!json_is_integer(e) || (json_integer_value(e) >= INT32_MIN &&
+                                                      json_integer_value(e) <= INT32_MAX));
+        }
+        put_byte(b, '[');
+        if (ints || numbers) {
+            char type = !ints ? 'D' : small ? 'l' : 'L';
+            put_byte(b, '$');
+            put_byte(b, (unsigned char)type);
+            put_byte(b, '#');
+            put_count(b, n);
+            for (size_t i = 0; i < n; i++) {
+                const json_t *e = json_array_get(v, i);
+                if (type == 'D')
+                    put_double(b, json_number_value(e));
+                else
+                    put_big_endian(b, (uint64_t)json_integer_value(e), type == 'l' ? 4 : 8);
+            }
+        } else {
+            put_byte(b, '#');
+            put_count(b, n);
+            for (size_t i = 0; i < n; i++)
+                put_ubj(b, json_array_get(v, i));
+        }
+        break;
+    }
+    case JSON_STRING:
+        put_byte(b, 'S');
+        put_count(b, json_string_length(v));
+        put(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        put_byte(b, 'L');
+        put_big_endian(b, (uint64_t)json_integer_value(v), 8);
+        break;
+    case JSON_REAL:
+        put_byte(b, 'D');
+        put_double(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        put_byte(b, 'T');
+        break;
+    case JSON_FALSE:
+        put_byte(b, 'F');
+        break;
+    case JSON_NULL:
+        put_byte(b, 'Z');
+        break;
+    }
+}
+
+/* sms_forest_compile_ubj on a guarded copy. */
+static sms_forest_t *compile_ubj(const void *ubj, size_t len, char *why, size_t why_size)
+{
+    void *g = tu_guarded_copy(ubj, len);
+    sms_forest_t *f = sms_forest_compile_ubj(g, len, why, why_size);
+    tu_guarded_free(g, len);
+    return f;
+}
+
+/* b's model as XGBoost writes its UBJSON (malloc'd copy). */
+static unsigned char *booster_ubj(BoosterHandle b, size_t *len)
+{
+    bst_ulong n = 0;
+    const char *raw = NULL;
+    XGB_OK(XGBoosterSaveModelToBuffer(b, "{\"format\": \"ubj\"}", &n, &raw));
+    unsigned char *copy = malloc(n);
+    assert_non_null(copy);
+    memcpy(copy, raw, n);
+    *len = n;
+    return copy;
+}
+
+/* b's model compiled from its UBJSON must be the forest f compiled from its
+ * JSON: the same shape and the same bits as want (XGBoost's values for
+ * rows x), whole, row by row and in a short batch; and so must it be once
+ * sealed, which must free something. */
+static void check_ubj_and_seal(BoosterHandle b, const sms_forest_t *f, const float *x, size_t rows,
+                               const float *want, const char *label)
+{
+    size_t len;
+    unsigned char *ubj = booster_ubj(b, &len);
+    char why[256];
+    sms_forest_t *u = compile_ubj(ubj, len, why, sizeof why);
+    free(ubj);
+    if (!u) {
+        print_error("%s: its UBJSON is refused: %s\n", label, why);
+        fail();
+    }
+    assert_int_equal(sms_forest_num_trees(u), sms_forest_num_trees(f));
+    assert_int_equal(sms_forest_num_nodes(u), sms_forest_num_nodes(f));
+    assert_int_equal(sms_forest_num_categorical(u), sms_forest_num_categorical(f));
+    assert_int_equal(sms_forest_leaf_size(u), sms_forest_leaf_size(f));
+    sms_forest_set_fused(u, sms_forest_fused(f));
+    size_t nf = sms_forest_num_feature(u), no = sms_forest_num_output(u);
+    float *got = malloc(rows * no * sizeof *got);
+    assert_non_null(got);
+    for (int sealed = 0; sealed < 2; sealed++) {
+        parity_t p = {0, 0, 0};
+        predict(u, x, rows, got);
+        compare(want, got, rows * no, &p);
+        for (size_t r = 0; r < 8 && r < rows; r++) {
+            predict(u, x + r * nf, 1, got);
+            compare(want + r * no, got, no, &p);
+        }
+        predict(u, x, rows < 3 ? rows : 3, got);
+        compare(want, got, (rows < 3 ? rows : 3) * no, &p);
+        if (p.differ) {
+            print_error("%s: from UBJSON%s, %zu values differ\n", label, sealed ? ", sealed" : "",
+                        p.differ);
+            fail();
+        }
+        size_t before = sms_forest_bytes(u);
+        if (!sealed) {
+            sms_forest_seal(u);
+            assert_true(sms_forest_bytes(u) < before);
+        }
+    }
+    free(got);
+    sms_forest_free(u);
+}
+
+/* A string literal's bytes, without its NUL. */
+#define PUT(b, literal) put((b), (literal), sizeof(literal) - 1)
+
+/* An object key as XGBoost writes it: its length ('L', 8 bytes), its bytes. */
+static void put_key(bytes_t *b, const char *key, size_t len)
+{
+    put_count(b, len);
+    put(b, key, len);
+}
+
+static void expect_ubj_refused(bytes_t *b, const char *reason)
+{
+    char why[256] = "unset";
+    sms_forest_t *f = compile_ubj(b->n ? b->p : (const unsigned char *)"", b->n, why, sizeof why);
+    if (f || !strstr(why, reason)) {
+        print_error("%s, want a refusal with '%s'\n", f ? "compiled" : why, reason);
+        fail();
+    }
+    sms_forest_free(f);
+    b->n = 0;
+}
+
+/* {key: rest}, both string literals (which may hold NULs), refused with
+ * reason. */
+#define EXPECT_MEMBER_REFUSED(b, key, rest, reason)                                                \
+    expect_member_refused((b), (key), sizeof(key) - 1, (rest), sizeof(rest) - 1, (reason))
+
+static void expect_member_refused(bytes_t *b, const char *key, size_t key_len, const char *rest,
+                                  size_t rest_len, const char *reason)
+{
+    PUT(b, "{");
+    put_key(b, key, key_len);
+    put(b, rest, rest_len);
+    expect_ubj_refused(b, reason);
+}
+
+/* Bytes that are not UBJSON as XGBoost writes it, each refused with its
+ * reason: typed arrays of other than numbers, counts past the end or
+ * negative, nesting past 128, duplicate, NUL or non-UTF-8 keys and
+ * strings, unknown markers, optimised objects, bytes after the value,
+ * nothing at all; and UBJSON that is no model. */
+static void test_ubj_refused(void **state)
+{
+    (void)state;
+    bytes_t b = {NULL, 0, 0};
+    EXPECT_MEMBER_REFUSED(&b, "a", "[$S#i\1i\1a}", "typed array of other than numbers");
+    PUT(&b, "{");
+    put_key(&b, "a", 1);
+    PUT(&b, "i\1");
+    put_key(&b, "a", 1);
+    PUT(&b, "i\2}");
+    expect_ubj_refused(&b, "duplicate key");
+    PUT(&b, "{");
+    put_key(&b, "a", 1);
+    PUT(&b, "[$l#");
+    put_count(&b, 1000);
+    PUT(&b, "\0\0\0\1}");
+    expect_ubj_refused(&b, "longer than the bytes left");
+    PUT(&b, "{");
+    put_key(&b, "a", 1);
+    PUT(&b, "[#");
+    put_count(&b, 1000);
+    PUT(&b, "Z}");
+    expect_ubj_refused(&b, "longer than the bytes left");
+    PUT(&b, "{");
+    put_count(&b, (size_t)-1);
+    expect_ubj_refused(&b, "negative");
+    EXPECT_MEMBER_REFUSED(&b, "a", "H}", "unknown marker");
+    EXPECT_MEMBER_REFUSED(&b, "\0", "Z}", "NUL");
+    EXPECT_MEMBER_REFUSED(&b, "\xff", "Z}", "UTF-8");
+    EXPECT_MEMBER_REFUSED(&b, "a", "Si\1\xff}", "UTF-8");
+    PUT(&b, "{#i\1");
+    expect_ubj_refused(&b, "optimised object");
+    PUT(&b, "{}x");
+    expect_ubj_refused(&b, "bytes after the value");
+    EXPECT_MEMBER_REFUSED(&b, "a", "", "cut short");
+    expect_ubj_refused(&b, "no value");
+    PUT(&b, "NNN");
+    expect_ubj_refused(&b, "no value");
+    EXPECT_MEMBER_REFUSED(&b, "a", "[$d#d", "count");
+    PUT(&b, "{}");
+    expect_ubj_refused(&b, "lacks the booster");
+    /* 129 nested arrays are refused; 128 are only no model. */
+    for (int k = 0; k < 129; k++)
+        put_byte(&b, '[');
+    for (int k = 0; k < 129; k++)
+        put_byte(&b, ']');
+    char why[256];
+    assert_null(compile_ubj(b.p, b.n, why, sizeof why));
+    assert_non_null(strstr(why, "nested deeper than 128"));
+    assert_null(compile_ubj(b.p + 1, b.n - 2, why, sizeof why));
+    assert_null(strstr(why, "nested"));
+    free(b.p);
+}
+
 /* The smallest positive output of the last check_parity. */
 static float smallest_positive;
 
@@ -352,6 +640,7 @@ static size_t check_parity(BoosterHandle b, const char *label)
                   label, sms_forest_num_trees(f), sms_forest_num_nodes(f),
                   sms_forest_num_categorical(f), p.values, p.differ, (long long)p.max_ulp);
     assert_int_equal(p.differ, 0);
+    check_ubj_and_seal(b, f, x, rows, want, label);
     size_t leaf_size = sms_forest_leaf_size(f);
     free(x);
     free(want);
@@ -395,8 +684,7 @@ static char *dart_discriminating_model(size_t *len)
     train_case_t c = {"reg:squarederror", "dart", 0, "2.5", 4, 8, 3, 200, NULL, 0, 0, 0, NULL};
     BoosterHandle b = train(&c);
     size_t n;
-    char *json = tu_booster_json(b, &n);
-    XGBoosterFree(b);
+    char *json = tu_take_booster_json(b, &n);
     json_t *root = json_loadb(json, n, 0, NULL);
     free(json);
     assert_non_null(root);
@@ -565,8 +853,7 @@ static void parity_all(const char *booster)
         check_parity(b, label);
         /* The same model after a JSON round trip through the C API. */
         size_t len;
-        char *json = tu_booster_json(b, &len);
-        XGBoosterFree(b);
+        char *json = tu_take_booster_json(b, &len);
         b = tu_booster_load(json, len);
         snprintf(label, sizeof label, "%s %s (reloaded)", booster, o);
         check_parity(b, label);
@@ -756,8 +1043,7 @@ static void test_parity_extreme_margins(void **state)
                 NULL};
             BoosterHandle b = train(&c);
             size_t len, len2;
-            char *json = tu_booster_json(b, &len);
-            XGBoosterFree(b);
+            char *json = tu_take_booster_json(b, &len);
             char *edited = with_leaves(json, len, leaves[k], &len2);
             b = tu_booster_load(edited, len2);
             char label[96];
@@ -797,18 +1083,13 @@ static void test_parity_exp_margins(void **state)
         train_case_t c = {objectives[i], "gbtree", 0, "1", 2, 1, 1, 100, NULL, 0, 0, 0, NULL};
         BoosterHandle b = train(&c);
         size_t len;
-        char *json = tu_booster_json(b, &len);
-        XGBoosterFree(b);
+        char *json = tu_take_booster_json(b, &len);
         json_t *root = json_loadb(json, len, 0, NULL);
         free(json);
         json_t *model = booster_model(root);
         json_t *tree = json_array_get(json_object_get(model, "trees"), 0);
-        const char *arrays[] = {"left_children",    "right_children", "parents",    "split_indices",
-                                "split_conditions", "default_left",   "split_type", "loss_changes",
-                                "sum_hessian",      "base_weights"};
         json_t *a[10];
-        for (size_t k = 0; k < 10; k++)
-            json_object_set_new(tree, arrays[k], a[k] = json_array());
+        tu_tree_arrays(tree, a);
         /* A complete tree on feature 0: node k at level d, position p in
          * it, splits at p * span + span / 2, so leaf p takes [p, p + 1). */
         for (size_t k = 0; k < nodes; k++) {
@@ -830,10 +1111,7 @@ static void test_parity_exp_margins(void **state)
             json_array_append_new(a[8], json_real(1.0));
             json_array_append_new(a[9], json_real(0.0));
         }
-        char num[32];
-        snprintf(num, sizeof num, "%zu", nodes);
-        json_object_set_new(json_object_get(tree, "tree_param"), "num_nodes", json_string(num));
-        json_object_set_new(json_object_get(tree, "tree_param"), "num_deleted", json_string("0"));
+        tu_tree_num_nodes(tree, nodes);
         json_t *keep = json_array();
         json_array_append(keep, tree);
         json_object_set_new(model, "trees", keep);
@@ -963,8 +1241,7 @@ static void test_base_margins(void **state)
                               NULL};
             BoosterHandle b = train(&c);
             size_t len, len2;
-            char *json = tu_booster_json(b, &len);
-            XGBoosterFree(b);
+            char *json = tu_take_booster_json(b, &len);
             char *edited = with_leaves(json, len, 0.0, &len2);
             b = tu_booster_load(edited, len2);
             json_t *root = sms_xjson_parse(edited, len2, NULL, 0);
@@ -1004,8 +1281,7 @@ static char *category_model(const int *cats, size_t n, bool default_left, size_t
     train_case_t c = {"reg:squarederror",  "gbtree", 0, "0", 2, 1, 1, 200, NULL,
                       .num_categorical = 1};
     BoosterHandle b = train(&c);
-    char *json = tu_booster_json(b, len);
-    XGBoosterFree(b);
+    char *json = tu_take_booster_json(b, len);
     json_t *root = json_loadb(json, *len, 0, NULL);
     free(json);
     assert_non_null(root);
@@ -1236,6 +1512,7 @@ static void check_fixture(const char *dir, const char *release, const char *name
         print_error("%s: %zu values differ from the C API\n", file, p.differ);
         fail();
     }
+    check_ubj_and_seal(b, f, x, rows, want, file);
     size_t differ = 0;
     for (size_t k = 0; k < rows * no; k++)
         differ += memcmp(&got[k], &expected[k], sizeof *got) != 0 &&
@@ -1332,6 +1609,26 @@ static void expect_refused(const char *json, size_t len, const char *reason_part
         print_error("reason '%s' lacks '%s'\n", why, reason_part);
         fail();
     }
+    /* The same model as UBJSON (typed arrays where JSON has arrays of
+     * numbers) is refused for the same reason. */
+    json_t *root = sms_xjson_parse(json, len, NULL, 0);
+    if (!root)
+        return;
+    bytes_t b = {NULL, 0, 0};
+    put_ubj(&b, root);
+    json_decref(root);
+    f = compile_ubj(b.p, b.n, why, sizeof why);
+    free(b.p);
+    if (f) {
+        print_error("its UBJSON compiled, expected a refusal (%s)\n",
+                    reason_part ? reason_part : "any");
+        sms_forest_free(f);
+        fail();
+    }
+    if (reason_part && !strstr(why, reason_part)) {
+        print_error("UBJSON reason '%s' lacks '%s'\n", why, reason_part);
+        fail();
+    }
 }
 
 static void test_refuse_gblinear(void **state)
@@ -1350,8 +1647,7 @@ static json_t *small_model_of(const char *booster)
     train_case_t c = {"binary:logistic", booster, 0, NULL, 4, 3, 3, 200, NULL, 0, 0, 0, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = tu_booster_json(b, &len);
-    XGBoosterFree(b);
+    char *json = tu_take_booster_json(b, &len);
     json_t *root = json_loadb(json, len, 0, NULL);
     free(json);
     assert_non_null(root);
@@ -1363,53 +1659,11 @@ static json_t *small_model(void)
     return small_model_of("dart");
 }
 
-/* A gbtree model of one tree that is a chain `depth` splits deep: node 2k
- * splits into the leaf 2k + 1 and the next link 2k + 2. */
+/* A gbtree model of one tree that is a chain `depth` splits deep (see
+ * tu_chain_model). */
 static char *chain_model(unsigned depth, size_t *len)
 {
-    json_t *root = small_model_of("gbtree");
-    json_t *model = json_object_get(
-        json_object_get(json_object_get(root, "learner"), "gradient_booster"), "model");
-    json_t *tree = json_deep_copy(json_array_get(json_object_get(model, "trees"), 0));
-    size_t n = 2 * (size_t)depth + 1;
-    const char *arrays[] = {"left_children",    "right_children", "parents",    "split_indices",
-                            "split_conditions", "default_left",   "split_type", "loss_changes",
-                            "sum_hessian",      "base_weights"};
-    json_t *a[10];
-    for (size_t k = 0; k < 10; k++)
-        json_object_set_new(tree, arrays[k], a[k] = json_array());
-    for (size_t i = 0; i < n; i++) {
-        bool internal = i % 2 == 0 && i + 1 < n;
-        json_array_append_new(a[0], json_integer(internal ? (json_int_t)i + 1 : -1));
-        json_array_append_new(a[1], json_integer(internal ? (json_int_t)i + 2 : -1));
-        json_array_append_new(a[2],
-                              json_integer(i == 0 ? 2147483647 : (json_int_t)((i - 1) & ~1u)));
-        json_array_append_new(a[3], json_integer(internal ? (json_int_t)(i / 2 % 4) : 0));
-        json_array_append_new(
-            a[4], json_real(internal ? 1.0 - (double)i / (double)n : (double)i / 1000.0));
-        json_array_append_new(a[5], json_integer((i / 2) % 3 == 0));
-        json_array_append_new(a[6], json_integer(0));
-        json_array_append_new(a[7], json_real(internal ? 1.0 : 0.0));
-        json_array_append_new(a[8], json_real(10.0));
-        json_array_append_new(a[9], json_real(0.0));
-    }
-    char num[32];
-    snprintf(num, sizeof num, "%zu", n);
-    json_object_set_new(json_object_get(tree, "tree_param"), "num_nodes", json_string(num));
-    json_object_set_new(json_object_get(tree, "tree_param"), "num_deleted", json_string("0"));
-    json_t *trees = json_array();
-    json_array_append_new(trees, tree);
-    json_object_set_new(model, "trees", trees);
-    json_t *info = json_array();
-    json_array_append_new(info, json_integer(0));
-    json_object_set_new(model, "tree_info", info);
-    json_object_set_new(model, "iteration_indptr", json_pack("[i,i]", 0, 1));
-    json_object_set_new(json_object_get(model, "gbtree_model_param"), "num_trees",
-                        json_string("1"));
-    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    json_decref(root);
-    *len = strlen(s);
-    return s;
+    return tu_chain_model(small_model_of("gbtree"), depth, len);
 }
 
 /* Depth is bounded: 200 splits deep compiles (and matches), 300 does not. */
@@ -1722,8 +1976,7 @@ static json_t *categorical_model(size_t num_target)
                       .params = num_target > 1 ? "multi_strategy=multi_output_tree" : NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = tu_booster_json(b, &len);
-    XGBoosterFree(b);
+    char *json = tu_take_booster_json(b, &len);
     json_t *root = sms_xjson_parse(json, len, NULL, 0);
     free(json);
     assert_non_null(root);
@@ -1899,25 +2152,33 @@ static void test_refuse_hostile_vector(void **state)
     json_decref(copy);
     json_decref(root);
 }
-/* One damaged model: compiled and predicted, or refused with a reason. */
-static bool damaged_forest(const void *bytes, size_t len, unsigned iter)
+/* A forest compiled from damaged bytes: probed and predicted (sealed in
+ * between when `seal`) and freed; or refused (NULL) with a reason in why. */
+static bool damaged_outcome(sms_forest_t *f, const char *why, unsigned iter, bool seal)
 {
-    char why[128];
-    sms_forest_t *f = sms_forest_compile(bytes, len, why, sizeof why);
-    if (!f) {
-        assert_true(why[0] != '\0');
+    if (tu_refused(f, why))
         return false;
-    }
     size_t nf = sms_forest_num_feature(f), no = sms_forest_num_output(f);
     float *x = malloc((nf ? nf : 1) * 20 * sizeof *x);
     float *out = malloc(no * 20 * sizeof *out);
     sms_forest_probe(f, iter, 20, x);
     predict(f, x, 20, out);
+    if (seal)
+        sms_forest_seal(f);
     predict(f, x, 1, out);
+    if (seal)
+        predict(f, x, 20, out);
     free(x);
     free(out);
     sms_forest_free(f);
     return true;
+}
+
+/* One damaged model: compiled and predicted, or refused with a reason. */
+static bool damaged_forest(const void *bytes, size_t len, unsigned iter)
+{
+    char why[128];
+    return damaged_outcome(sms_forest_compile(bytes, len, why, sizeof why), why, iter, false);
 }
 
 /* Random byte damage to a valid model: any outcome but a crash, a hang or
@@ -1932,6 +2193,64 @@ static void damage(json_t *root, const char *label)
     print_message("  %zu of %d damaged %s models still compiled (and predicted)\n", compiled, iters,
                   label);
     free(valid);
+}
+
+/* One damaged UBJSON model: compiled and predicted (sealed too), or refused
+ * with a reason. */
+static bool damaged_ubj(const void *bytes, size_t len, unsigned iter)
+{
+    char why[128];
+    return damaged_outcome(sms_forest_compile_ubj(bytes, len, why, sizeof why), why, iter, true);
+}
+
+/* XGBoost's UBJSON of a model, cut at every length (always refused) and
+ * with 1 to 4 random bytes replaced, some by markers (a fixed seed): any
+ * outcome but a crash, a hang or a forest that misbehaves is fine. */
+static void damage_ubj(json_t *root, const char *label)
+{
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(root);
+    BoosterHandle b = tu_booster_load(s, strlen(s));
+    free(s);
+    size_t len;
+    unsigned char *valid = booster_ubj(b, &len);
+    XGBoosterFree(b);
+    const size_t step = tu_emulated() ? 7 : 1;
+    for (size_t n = 1; n < len; n += step) {
+        void *g = tu_guarded_copy(valid, n);
+        assert_false(damaged_ubj(g, n, 0));
+        tu_guarded_free(g, n);
+    }
+    const int iters = tu_emulated() ? 1000 : 3000;
+    static const char markers[] = "{}[]$#iUIlLdDSZTFNHC";
+    unsigned char *buf = malloc(len);
+    assert_non_null(buf);
+    uint64_t rng = 1234;
+    size_t compiled = 0;
+    for (int iter = 0; iter < iters; iter++) {
+        memcpy(buf, valid, len);
+        int flips = 1 + (int)(tu_rand32(&rng) % 4);
+        for (int k = 0; k < flips; k++) {
+            uint32_t r = tu_rand32(&rng);
+            buf[tu_rand32(&rng) % len] =
+                r % 2 ? (unsigned char)(r >> 8) : (unsigned char)markers[(r >> 8) % 20];
+        }
+        void *g = tu_guarded_copy(buf, len);
+        compiled += damaged_ubj(g, len, (unsigned)iter);
+        tu_guarded_free(g, len);
+    }
+    print_message("  %zu of %d damaged %s UBJSON models still compiled (and predicted)\n", compiled,
+                  iters, label);
+    free(buf);
+    free(valid);
+}
+
+static void test_ubj_hostile_bytes(void **state)
+{
+    (void)state;
+    damage_ubj(small_model(), "dart");
+    damage_ubj(categorical_model(1), "categorical");
+    damage_ubj(categorical_model(3), "categorical vector-leaf");
 }
 
 static void test_hostile_bytes(void **state)
@@ -1989,6 +2308,8 @@ int main(void)
         cmocka_unit_test(test_refuse_hostile_categorical),
         cmocka_unit_test(test_refuse_hostile_vector),
         cmocka_unit_test(test_hostile_bytes),
+        cmocka_unit_test(test_ubj_refused),
+        cmocka_unit_test(test_ubj_hostile_bytes),
         cmocka_unit_test(test_probe_deterministic),
         cmocka_unit_test(test_parity_edge_thresholds),
         cmocka_unit_test(test_parity_mixed_depths),

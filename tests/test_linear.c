@@ -292,8 +292,7 @@ static void test_unfitted(void **state)
     train_case_t c = {"binary:logistic", 0, "0.3", 5, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = tu_booster_json(b, &len);
-    XGBoosterFree(b);
+    char *json = tu_take_booster_json(b, &len);
     json_t *root = json_loadb(json, len, 0, NULL);
     free(json);
     json_t *model = json_object_get(
@@ -505,8 +504,7 @@ static void test_refuse_hostile(void **state)
     train_case_t c = {"multi:softprob", 3, NULL, 5, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *valid = tu_booster_json(b, &len);
-    XGBoosterFree(b);
+    char *valid = tu_take_booster_json(b, &len);
     sms_linear_t *l = sms_linear_compile(valid, len, NULL, 0);
     assert_non_null(l);
     assert_int_equal(sms_linear_num_output(l), 3);
@@ -563,10 +561,8 @@ static bool damaged_linear(const void *bytes, size_t len, unsigned iter)
 {
     char why[128];
     sms_linear_t *l = sms_linear_compile(bytes, len, why, sizeof why);
-    if (!l) {
-        assert_true(why[0] != '\0');
+    if (tu_refused(l, why))
         return false;
-    }
     size_t nf = sms_linear_num_feature(l), no = sms_linear_num_output(l);
     float *x = malloc((nf ? nf : 1) * 20 * sizeof *x);
     float *out = malloc(no * 20 * sizeof *out);
@@ -587,8 +583,7 @@ static void test_hostile_bytes(void **state)
     train_case_t c = {"binary:logistic", 0, NULL, 6, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *valid = tu_booster_json(b, &len);
-    XGBoosterFree(b);
+    char *valid = tu_take_booster_json(b, &len);
     size_t compiled = tu_damage_json(valid, len, 3000, damaged_linear);
     print_message("  %zu of 3000 damaged gblinear models still compiled (and predicted)\n",
                   compiled);
@@ -601,8 +596,7 @@ static void test_probe(void **state)
     train_case_t c = {"reg:squarederror", 0, NULL, 9, 5, NULL};
     BoosterHandle b = train(&c);
     size_t len;
-    char *json = tu_booster_json(b, &len);
-    XGBoosterFree(b);
+    char *json = tu_take_booster_json(b, &len);
     sms_linear_t *l = sms_linear_compile(json, len, NULL, 0);
     assert_non_null(l);
     const size_t rows = 500, nf = 9;
@@ -625,6 +619,30 @@ static void test_probe(void **state)
     sms_linear_free(l);
 }
 
+/* sms_linear_bytes counts the struct (over 1 KB: the objective's base
+ * margins) and both arrays, weights and starts ((features + 1) x outputs
+ * floats), with no more than malloc's rounding on top. */
+static void test_bytes(void **state)
+{
+    (void)state;
+    const size_t features[] = {1, 9, 300};
+    for (size_t i = 0; i < sizeof features / sizeof features[0]; i++) {
+        train_case_t c = {"multi:softprob", 3, NULL, features[i], 2, NULL};
+        BoosterHandle b = train(&c);
+        size_t len;
+        char *json = tu_take_booster_json(b, &len);
+        sms_linear_t *l = sms_linear_compile(json, len, NULL, 0);
+        assert_non_null(l);
+        size_t floats = (features[i] + 1) * 3, bytes = sms_linear_bytes(l);
+        print_message("  %zu features x 3 outputs: %zu bytes\n", features[i], bytes);
+        assert_true(bytes >= floats * sizeof(float) + 1024);
+        assert_true(bytes <= floats * sizeof(float) + 2048);
+        assert_int_equal(sms_linear_bytes(NULL), 0);
+        free(json);
+        sms_linear_free(l);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_refuse_hostile),
         cmocka_unit_test(test_hostile_bytes),
         cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

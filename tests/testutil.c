@@ -660,7 +660,10 @@ void tu_dump_log(const tu_server_t *s, size_t tail)
     char *log = tu_read_file(s->log_path, &len);
     bool cut = log && tail && len > tail;
     fprintf(stderr, "---- smserve log (%s, %s%zu bytes) ----\n%s\n----\n", s->log_path,
-            cut ? "the last " : "", cut ? tail : len, cut ? log + len - tail : log ? log : "");
+            cut ? "the last " : "", cut ? tail : len,
+            cut   ? log + len - tail
+            : log ? log
+                  : "");
     free(log);
 }
 
@@ -996,6 +999,77 @@ char *tu_booster_json(BoosterHandle b, size_t *len)
     copy[n] = '\0';
     *len = n;
     return copy;
+}
+
+void tu_tree_arrays(json_t *tree, json_t *a[10])
+{
+    const char *arrays[] = {"left_children",    "right_children", "parents",    "split_indices",
+                            "split_conditions", "default_left",   "split_type", "loss_changes",
+                            "sum_hessian",      "base_weights"};
+    for (size_t k = 0; k < 10; k++)
+        json_object_set_new(tree, arrays[k], a[k] = json_array());
+}
+
+void tu_tree_num_nodes(json_t *tree, size_t nodes)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%zu", nodes);
+    json_object_set_new(json_object_get(tree, "tree_param"), "num_nodes", json_string(num));
+    json_object_set_new(json_object_get(tree, "tree_param"), "num_deleted", json_string("0"));
+}
+
+char *tu_chain_model(json_t *root, unsigned depth, size_t *len)
+{
+    json_t *model = json_object_get(
+        json_object_get(json_object_get(root, "learner"), "gradient_booster"), "model");
+    json_t *tree = json_deep_copy(json_array_get(json_object_get(model, "trees"), 0));
+    size_t n = 2 * (size_t)depth + 1;
+    json_t *a[10];
+    tu_tree_arrays(tree, a);
+    for (size_t i = 0; i < n; i++) {
+        bool internal = i % 2 == 0 && i + 1 < n;
+        json_array_append_new(a[0], json_integer(internal ? (json_int_t)i + 1 : -1));
+        json_array_append_new(a[1], json_integer(internal ? (json_int_t)i + 2 : -1));
+        json_array_append_new(a[2],
+                              json_integer(i == 0 ? 2147483647 : (json_int_t)((i - 1) & ~1u)));
+        json_array_append_new(a[3], json_integer(internal ? (json_int_t)(i / 2 % 4) : 0));
+        json_array_append_new(
+            a[4], json_real(internal ? 1.0 - (double)i / (double)n : (double)i / 1000.0));
+        json_array_append_new(a[5], json_integer((i / 2) % 3 == 0));
+        json_array_append_new(a[6], json_integer(0));
+        json_array_append_new(a[7], json_real(internal ? 1.0 : 0.0));
+        json_array_append_new(a[8], json_real(10.0));
+        json_array_append_new(a[9], json_real(0.0));
+    }
+    tu_tree_num_nodes(tree, n);
+    json_t *trees = json_array();
+    json_array_append_new(trees, tree);
+    json_object_set_new(model, "trees", trees);
+    json_object_set_new(model, "tree_info", json_pack("[i]", 0));
+    if (json_object_get(model, "iteration_indptr"))
+        json_object_set_new(model, "iteration_indptr", json_pack("[i,i]", 0, 1));
+    json_object_set_new(json_object_get(model, "gbtree_model_param"), "num_trees",
+                        json_string("1"));
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    assert_non_null(s);
+    *len = strlen(s);
+    return s;
+}
+
+bool tu_refused(const void *compiled, const char *why)
+{
+    if (compiled)
+        return false;
+    assert_true(why[0] != '\0');
+    return true;
+}
+
+char *tu_take_booster_json(BoosterHandle b, size_t *len)
+{
+    char *json = tu_booster_json(b, len);
+    XGBoosterFree(b);
+    return json;
 }
 
 BoosterHandle tu_booster_load(const char *bytes, size_t len)

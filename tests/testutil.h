@@ -291,8 +291,25 @@ void tu_checks_end(void);
 float tu_label_for(const char *objective, int num_class, float s, uint64_t *rng);
 /* The booster's JSON, malloc'd (the C API's buffer dies with the next call). */
 char *tu_booster_json(BoosterHandle b, size_t *len);
+/* tu_booster_json, then frees the booster. */
+char *tu_take_booster_json(BoosterHandle b, size_t *len);
+/* Replaces the ten node arrays of a tree in a model's JSON by empty ones,
+ * handed back in a for the caller to fill: left_children, right_children,
+ * parents, split_indices, split_conditions, default_left, split_type,
+ * loss_changes, sum_hessian, base_weights. */
+void tu_tree_arrays(json_t *tree, json_t *a[10]);
+/* Sets the tree's tree_param to `nodes` nodes, none deleted. */
+void tu_tree_num_nodes(json_t *tree, size_t nodes);
+/* Replaces the trees of root, a gbtree model's JSON (taken: decref'd), by
+ * one tree that is a chain `depth` splits deep, made from its first tree:
+ * node 2k splits into the leaf 2k + 1 and the next link 2k + 2. Returns the
+ * model as compact JSON text, malloc'd (caller frees), its length in *len. */
+char *tu_chain_model(json_t *root, unsigned depth, size_t *len);
 /* A booster loaded from a saved model, predicting on one thread. */
 BoosterHandle tu_booster_load(const char *bytes, size_t len);
+/* Whether a native compiler refused (compiled is NULL); asserts that it
+ * then wrote a reason into why. */
+bool tu_refused(const void *compiled, const char *why);
 /* Floats as integers in the order of their values, so that the difference
  * of two is their distance in ulps. */
 int64_t tu_ordered(float v);

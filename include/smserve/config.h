@@ -34,6 +34,8 @@ typedef struct sms_config {
     size_t max_matrix_values;      /* SMSERVE_MAX_MATRIX_VALUES, rows x columns per body */
     bool single_record;            /* SAGEMAKER_BATCH_STRATEGY=SINGLE_RECORD */
     bool batch;                    /* SAGEMAKER_BATCH */
+    bool multi_model;              /* SAGEMAKER_MULTI_MODEL: the /models API, no model at start */
+    size_t model_budget;           /* SMSERVE_MODEL_MEMORY_BYTES: loaded models' bytes, summed */
     bool has_selection;            /* SAGEMAKER_INFERENCE_OUTPUT is set */
     sms_selection_t selection;     /* its keys (checked against the model at start) */
 } sms_config_t;

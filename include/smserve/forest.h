@@ -1,9 +1,10 @@
 /* The native tree evaluator. After the XGBoost C API has loaded and checked
- * a model, the model is serialised to JSON through the C API and compiled
- * here into flat, cache-friendly node arrays; rows are then evaluated
- * with XGBoost 3.4's own arithmetic (float32 comparisons, default directions
- * for missing values, category sets, base margins, tree order, dart weights,
- * the objective's transform), without the library's per-call overhead.
+ * a model, the model is serialised (UBJSON, or JSON) through the C API
+ * and compiled here into flat, cache-friendly node arrays; rows are then
+ * evaluated with XGBoost 3.4's own arithmetic (float32 comparisons, default
+ * directions for missing values, category sets, base margins, tree order,
+ * dart weights, the objective's transform), without the library's per-call
+ * overhead.
  * Also owns the objective half of that arithmetic (base_score to margins,
  * margins to outputs), which the linear evaluator (linear.h) shares.
  * Knows nothing of HTTP; the model backend decides whether to use it. */
@@ -38,7 +39,27 @@ typedef struct sms_forest sms_forest_t;
  * inside leaf_weights, every array as long as the model says.
  * Free with sms_forest_free. */
 sms_forest_t *sms_forest_compile(const char *json, size_t len, char *why, size_t why_size);
+/* The same from the UBJSON that XGBoosterSaveModelToBuffer(booster,
+ * "{\"format\": \"ubj\"}") writes (len bytes), with the same checks and
+ * the same forest: the trees' typed arrays are read where they are, not
+ * made into JSON values, so a model compiles several times faster than
+ * from its JSON. Bytes that are not UBJSON as XGBoost writes it (counted
+ * or end-marked arrays, typed arrays of numbers, objects without counts)
+ * are refused with a reason, as is anything sms_forest_compile refuses.
+ * Free with sms_forest_free. */
+sms_forest_t *sms_forest_compile_ubj(const unsigned char *ubj, size_t len, char *why,
+                                     size_t why_size);
 void sms_forest_free(sms_forest_t *f);
+
+/* Frees what only the parity gate needs (sms_forest_probe's thresholds and
+ * categories, sms_forest_set_fused's dart leaves as written, the nodes of
+ * the general layout when the complete one predicts, dart weights that an
+ * unfused forest does not read), once the forest is final. f then only
+ * predicts and answers the sms_forest_num_* / leaf_size / fused /
+ * sums_first / objective / bytes questions: sms_forest_probe,
+ * sms_forest_set_fused and sms_forest_set_writer must not be called on it
+ * any more. Its predictions are unchanged. */
+void sms_forest_seal(sms_forest_t *f);
 
 size_t sms_forest_num_feature(const sms_forest_t *f);
 size_t sms_forest_num_output(const sms_forest_t *f); /* values per row, as XGBoost returns */
@@ -46,6 +67,10 @@ size_t sms_forest_num_trees(const sms_forest_t *f);
 size_t sms_forest_num_nodes(const sms_forest_t *f);
 size_t sms_forest_num_categorical(const sms_forest_t *f); /* categorical split nodes */
 size_t sms_forest_leaf_size(const sms_forest_t *f);       /* values per leaf: 1, or targets */
+
+/* The bytes f holds: malloc_usable_size of the struct and of every array
+ * it owns. */
+size_t sms_forest_bytes(const sms_forest_t *f);
 
 /* Floats of workspace that sms_forest_predict needs for this model (a few
  * KB; tens of KB for wide models). */
@@ -116,6 +141,12 @@ typedef struct sms_objective {
     bool unsorted_quantiles;
     float base_margin[SMS_OBJECTIVE_MAX_GROUPS];
 } sms_objective_t;
+
+/* Parses a model's JSON as XGBoosterSaveModelToBuffer writes it (len bytes,
+ * not NUL-terminated; bare NaN / Infinity accepted), for the compilers of
+ * forest.c and linear.c. Clears why first. Returns a new reference (caller
+ * json_decref's it), or NULL with a one-line reason in why. */
+json_t *sms_objective_parse_model(const char *json, size_t len, char *why, size_t why_size);
 
 /* Reads the learner of a parsed model (the JSON's top-level object): the
  * objective, num_feature, num_class, num_target, base_score. `fitted` says

@@ -11,6 +11,7 @@
 #include "smserve/error.h"
 #include "smserve/metrics.h"
 #include "smserve/model.h"
+#include "smserve/registry.h"
 
 typedef struct sms_http sms_http_t;
 
@@ -22,6 +23,9 @@ int sms_http_start(const sms_config_t *cfg, sms_metrics_t *metrics, sms_capture_
                    sms_http_t **out, sms_error_t *err);
 /* Publishes a loaded model; requests use it from then on. */
 void sms_http_set_model(sms_http_t *h, sms_model_t *model);
+/* Makes the server a multi-model endpoint serving registry's models under
+ * /models (set before any request; /ping then answers 200 with no model). */
+void sms_http_set_registry(sms_http_t *h, sms_registry_t *registry);
 /* Stops accepting, lets in-flight requests finish, frees the server (not
  * the model). */
 void sms_http_stop(sms_http_t *h);

@@ -25,6 +25,9 @@ void sms_linear_free(sms_linear_t *l);
 size_t sms_linear_num_feature(const sms_linear_t *l);
 size_t sms_linear_num_output(const sms_linear_t *l); /* values per row, as XGBoost returns */
 
+/* The bytes l holds: malloc_usable_size of the struct and of its arrays. */
+size_t sms_linear_bytes(const sms_linear_t *l);
+
 /* Floats of workspace that sms_linear_predict needs (at most
  * 16 x (4096 + outputs)). */
 size_t sms_linear_workspace_floats(const sms_linear_t *l);

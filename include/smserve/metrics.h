@@ -111,24 +111,118 @@ void sms_metrics_set_capture_source(sms_metrics_t *m,
 
 /* Prometheus text exposition (format 0.0.4, Content-Type
  * "text/plain; version=0.0.4; charset=utf-8") of everything, appended to
- * out. Thread-safe, takes no lock. 0, or -1 when out of memory. */
+ * out. Thread-safe; takes no lock but the series mutex, on a multi-model
+ * endpoint with series. 0, or -1 when out of memory. */
 int sms_metrics_prometheus(sms_metrics_t *m, sms_buf_t *out);
 
-/* One CloudWatch EMF JSON line (with newline) for the interval since the
- * previous successful call (or since start), appended to out; timestamp_ms
- * is the line's time (ms since the epoch). Counts are the interval's;
- * ModelLatency and OverheadLatency are arrays of at most 100 values that
- * carry the interval's distribution, left out when it had no invocations.
- * Thread-safe (calls are serialised). 0, or -1 when out of memory (the
- * interval then carries over to the next call). */
+/* The CloudWatch EMF JSON lines (each with its newline) for the interval
+ * since the previous successful call (or since start), appended to out;
+ * timestamp_ms is the lines' time (ms since the epoch). First the
+ * endpoint's line (dimensions EndpointName, VariantName); counts are the
+ * interval's; ModelLatency and OverheadLatency are arrays of at most 100
+ * values that carry the interval's distribution, left out when it had no
+ * invocations. On a multi-model endpoint that line also holds
+ * ModelLoadingTime, ModelUnloadingTime and ModelLoadingWaitTime (value
+ * arrays like ModelLatency, left out when none happened), ModelCacheHit
+ * (Count: the interval's invokes of an already-loaded model) and
+ * LoadedModelCount (Count: the gauge when the line is made). Then one line
+ * per model series with invocations in the interval (removed ones
+ * included), with dimensions EndpointName, VariantName, ModelName and
+ * Invocations, Invocation4XXErrors, Invocation5XXErrors, ModelLatency and
+ * OverheadLatency. Each line is under 16 KB (CloudWatch takes 256 KB) and
+ * declares at most 13 metrics (CloudWatch takes 100).
+ * Thread-safe (calls are serialised). 0, or -1 when out of memory making
+ * the endpoint's line (nothing is appended; the interval carries over to
+ * the next call); a model whose line cannot be made carries over alone. */
 int sms_metrics_emf(sms_metrics_t *m, int64_t timestamp_ms, sms_buf_t *out);
 
-/* Starts a thread that writes an EMF line to stdout (one write(2) per
+/* Starts a thread that writes the EMF lines to stdout (one write(2) per
  * line) every emf_interval_s; does nothing when the interval is 0 or the
  * thread already runs. 0, or -1 when the thread cannot start.
  * sms_metrics_stop_emf wakes it at once, has it write a last line, and
  * joins it; harmless when it does not run. */
 int sms_metrics_start_emf(sms_metrics_t *m);
 void sms_metrics_stop_emf(sms_metrics_t *m);
+
+/* ---- multi-model endpoints ---- */
+
+/* Per-model series (multi-model endpoints): one per loaded model. Each
+ * holds its invocation, 4xx and 5xx counters and two latency histograms
+ * (ModelLatency, OverheadLatency) of 385 buckets: 16 per power of two, so
+ * a bucket's midpoint is within 1/32 (3.1%) of its values, against the
+ * endpoint's 1/128 in 1,409 buckets. The endpoint's 11 KB histogram twice
+ * over would be 22.6 KB a model, 226 MB for 10,000 models; allocating it
+ * on a model's first invocation would save nothing, since SageMaker loads a
+ * model when it is first invoked. A series is 6,712 bytes (on 64-bit) plus
+ * its name twice (the Prometheus and the CloudWatch forms below): about
+ * 6.8 MB for 1,000 models, 68 MB for 10,000. The fine buckets count since
+ * the last EMF line (which empties them); cumulative counts per power of
+ * two feed Prometheus. */
+typedef struct sms_model_series sms_model_series_t;
+
+/* Registers a series for model `name` (copied; 1-1024 bytes, any bytes).
+ * Prometheus labels it model="name", with \, " and newline escaped and
+ * bytes that are not UTF-8 and other control characters as U+FFFD; series
+ * whose labels come out equal are summed into one. CloudWatch takes only
+ * printable ASCII in a dimension value, so EMF's ModelName is the name
+ * with '%', space and every byte outside 0x21-0x7e percent-encoded (%XX,
+ * upper case); when that is over 1,024 characters, its first 1,007 or
+ * fewer (whole escapes), then '~' and 16 hex digits of the name's 64-bit
+ * FNV-1a hash. Names should be unique among live series (a registry's
+ * are). NULL when out of memory, m is NULL or name is empty or longer than
+ * 1,024 bytes; NULL is a valid series for sms_metrics_record_model (totals
+ * only) and sms_metrics_model_remove (nothing). Free with
+ * sms_metrics_model_remove; series still registered are freed by
+ * sms_metrics_free. */
+sms_model_series_t *sms_metrics_model_add(sms_metrics_t *m, const char *name);
+/* Unregisters and frees s (NULL: nothing); it leaves the Prometheus
+ * exposition at once. The caller guarantees no sms_metrics_record_model
+ * with s is running or will run. Its interval's counts that no EMF line
+ * has written yet go in the next sms_metrics_emf call's lines (s is kept
+ * until then), never counted twice; they are folded away (dropped from the
+ * per-model lines; the endpoint's line has them anyway) when EMF is off
+ * (emf_interval_s 0) or when 1,024 removed series already wait for the
+ * next line (so a stalled stdout cannot make them pile up). */
+void sms_metrics_model_remove(sms_metrics_t *m, sms_model_series_t *s);
+/* Records inv in the endpoint's totals (as sms_metrics_record does) and in
+ * s's series (s may be NULL: totals only). Lock-free on the request path:
+ * relaxed atomic adds only (7 to 8 on the series). */
+void sms_metrics_record_model(sms_metrics_t *m, sms_model_series_t *s, const sms_invocation_t *inv);
+/* Multi-model events, as SageMaker's MME metrics name them (all
+ * microseconds), recorded in endpoint-wide histograms like ModelLatency's: */
+void sms_metrics_model_loaded(sms_metrics_t *m, uint64_t us);   /* ModelLoadingTime */
+void sms_metrics_model_unloaded(sms_metrics_t *m, uint64_t us); /* ModelUnloadingTime */
+void sms_metrics_model_waited(sms_metrics_t *m, uint64_t us);   /* ModelLoadingWaitTime */
+/* ModelCacheHit: one per invoke, hit when the model was already loaded. */
+void sms_metrics_model_cache(sms_metrics_t *m, bool hit);
+void sms_metrics_set_loaded_models(sms_metrics_t *m, size_t n); /* LoadedModelCount gauge */
+/* Whether the endpoint is multi-model: the MME metrics above appear (in
+ * Prometheus and EMF) only then; what is recorded while it is off is kept.
+ * Model series appear whenever some are registered. */
+void sms_metrics_set_multi_model(sms_metrics_t *m, bool on);
+/* All of the above are thread-safe, and m may be NULL (nothing happens).
+ * Adding and removing series take a mutex (rare); recording takes none;
+ * the Prometheus exposition and sms_metrics_emf take it to walk the
+ * series (the EMF call holds it while it makes the per-model lines, about
+ * 50 us a model with invocations in the interval; a scrape about 30 us a
+ * model).
+ *
+ * Prometheus: the endpoint's series keep their names and labels and
+ * count every model; on a multi-model endpoint there are also
+ *   smserve_model_loading_seconds, smserve_model_unloading_seconds,
+ *   smserve_model_loading_wait_seconds      histograms, with the latency
+ *       ones' buckets, and their _quantile_seconds gauges (p50 to p99.9)
+ *   smserve_model_cache_hits_total, smserve_model_cache_misses_total
+ *   smserve_loaded_models                   gauge
+ * and, for the model series, with the extra label model="..." and under
+ * names of their own so that a sum over a metric never counts an
+ * invocation twice:
+ *   smserve_invocations_by_model_total
+ *   smserve_invocation_errors_by_model_total   (class="4xx" or "5xx")
+ *   smserve_model_latency_by_model_seconds     histograms with a bucket per
+ *   smserve_overhead_latency_by_model_seconds  power of two, 1 us to 67 s
+ * e.g. histogram_quantile(0.99, sum by (model, le)
+ *          (rate(smserve_model_latency_by_model_seconds_bucket[5m]))).
+ * About 7.5 KB of exposition a model: 7.5 MB a scrape for 1,000. */
 
 #endif

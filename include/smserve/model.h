@@ -19,10 +19,14 @@ typedef struct sms_model sms_model_t;
  * base_score its file declared, and that all members of an ensemble agree.
  * With `native`, each tree booster is compiled into the native evaluator
  * and kept there if it passes the parity gate (within 1 float32 ulp of the
- * C API on a probe batch); otherwise, or without `native`, it predicts
- * through the C API. sms_model_engine says which and why. On failure
- * returns -1 with diag filled (check "load") and *out NULL. Free with
- * sms_model_free. */
+ * C API on a probe batch), and the booster is freed; otherwise, or without
+ * `native`, it predicts through the C API. sms_model_engine says which and
+ * why. On failure returns -1 with diag filled (check "load") and *out NULL.
+ * Free with sms_model_free. A member left on the C API holds state on
+ * every thread that loaded or predicted with its booster (XGBoost's
+ * per-thread results and buffers), which XGBoost frees with the booster
+ * only on the thread that frees it; the others keep theirs until they
+ * exit. A native member holds no booster. */
 int sms_model_load(const sms_artifact_set_t *set, bool native, sms_model_t **out, sms_diag_t *diag);
 void sms_model_free(sms_model_t *m);
 
@@ -35,6 +39,16 @@ const char *sms_model_objective(const sms_model_t *m);
 size_t sms_model_size(const sms_model_t *m); /* boosters in the ensemble */
 /* One clause per member: the engine that serves it and why. */
 const char *sms_model_engine(const sms_model_t *m);
+
+/* The bytes the loaded model holds, for a memory budget per model: the
+ * model and its members array, every block of a native member's evaluator
+ * (sms_forest_bytes, sms_linear_bytes) counted exactly, and for a member
+ * that keeps its XGBoost booster (the C API serves it) an estimate of the
+ * booster's memory, measured by bench/bench_load.c, that errs high.
+ * Excludes the per-thread prediction buffers (sms_model_thread_trim's) and
+ * XGBoost's per-thread results of a booster on threads other than the
+ * loading one. Constant after sms_model_load. */
+size_t sms_model_bytes(const sms_model_t *m);
 
 /* Predicts rows x num_feature floats (NaN = missing) into out (reset, then
  * rows x num_output values). Thread-safe. -1 with err (status 500, or 400

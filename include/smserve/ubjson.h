@@ -8,6 +8,7 @@
 #define SMSERVE_UBJSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 /* Parses exactly one value from `len` bytes. Never reads outside the buffer,
@@ -26,5 +27,13 @@
  * these), 'H' an integer when it is one, else a finite json_real, 'C' a
  * one-character string. */
 json_t *sms_ubjson_parse(const unsigned char *bytes, size_t len, char *errmsg, size_t errmsg_size);
+
+/* Bytes a value of numeric marker i U I l L d D takes (1, 2, 4 or 8); 0 for
+ * any other marker. */
+size_t sms_ubjson_numeric_size(unsigned char marker);
+
+/* The n (at most 8) bytes at p read as a big-endian unsigned integer, as
+ * UBJSON stores numbers; the caller checked that n bytes are there. */
+uint64_t sms_ubjson_big_endian(const unsigned char *p, size_t n);
 
 #endif
