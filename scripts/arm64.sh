@@ -108,14 +108,14 @@ qemu=(qemu-aarch64-static -L "$sysroot")
 
 # --- unit tests under qemu --------------------------------------------------------
 # test_server, test_observe, test_hostile, test_flood and test_mme fork the arm64 smserve
-# themselves (and test_server needs the python3-xgboost fixtures from gen_fixtures);
+# themselves, and test_model_bytes loads the python3-xgboost fixtures too (and test_server needs the python3-xgboost fixtures from gen_fixtures);
 # none works in this pass. The smoke test below covers the server.
 t2=$SECONDS
-say "skipping test_server, test_observe, test_hostile, test_flood, test_mme and gen_fixtures under qemu (they exec the arm64 binary; test_server needs python3-xgboost fixtures); the smoke test below covers the server"
+say "skipping test_server, test_observe, test_hostile, test_flood, test_mme, test_model_bytes and gen_fixtures under qemu (they exec the arm64 binary, or need python3-xgboost fixtures); the smoke test below covers the server"
 # A unit-test failure is reported at the end, after the smoke test has run too.
 unit_status=0
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
-  -E '^(test_server|test_observe|test_hostile|test_flood|test_mme|gen_fixtures)$' \
+  -E '^(test_server|test_observe|test_hostile|test_flood|test_mme|test_model_bytes|gen_fixtures)$' \
   --fixture-exclude-setup models || unit_status=$?
 if [ "$unit_status" -eq 0 ]; then
   say "unit tests passed under qemu ($((SECONDS - t2)) s)"
