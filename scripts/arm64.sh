@@ -108,8 +108,8 @@ qemu=(qemu-aarch64-static -L "$sysroot")
 
 # --- unit tests under qemu --------------------------------------------------------
 # test_server, test_observe, test_hostile, test_flood and test_mme fork the arm64 smserve
-# themselves, and test_model_bytes loads the python3-xgboost fixtures too (and test_server needs the python3-xgboost fixtures from gen_fixtures);
-# none works in this pass. The smoke test below covers the server.
+# themselves; test_server and test_model_bytes also load the python3-xgboost fixtures
+# from gen_fixtures. None works in this pass. The smoke test below covers the server.
 t2=$SECONDS
 say "skipping test_server, test_observe, test_hostile, test_flood, test_mme, test_model_bytes and gen_fixtures under qemu (they exec the arm64 binary, or need python3-xgboost fixtures); the smoke test below covers the server"
 # A unit-test failure is reported at the end, after the smoke test has run too.
