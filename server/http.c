@@ -813,6 +813,21 @@ static int read_body(struct mg_connection *c, sms_http_t *h, long long declared)
     return status;
 }
 
+/* Once a request has passed every check that needs no body: takes the
+ * body's share of the budget, answers Expect: 100-continue, and reads the
+ * body to its end. 0, or the status of the error sent. */
+static int accept_body(struct mg_connection *c, sms_http_t *h, long long declared)
+{
+    if (declared > 0 && !reserve_body(h, (size_t)declared))
+        return budget_exhausted(c, h);
+    if (mg_get_header(c, "Expect") && !strcmp(mg_get_request_info(c)->http_version, "1.1"))
+        write_all(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    int status = declared ? read_body(c, h, declared) : 0;
+    if (status == 0)
+        tbuf.body_done = true;
+    return status;
+}
+
 /* The 408 for a body past its deadline. */
 static int body_late(struct mg_connection *c, sms_http_t *h, long long declared, double start)
 {
@@ -984,16 +999,10 @@ static int invoke(struct mg_connection *c, sms_http_t *h, long long declared, co
     const char *attributes = mg_get_header(c, CUSTOM_ATTRIBUTES);
     if (attributes && check_custom_attributes(attributes, msg, sizeof msg) < 0)
         return send_error(c, 400, msg, NULL, NULL);
-    if (declared > 0 && !reserve_body(h, (size_t)declared))
-        return budget_exhausted(c, h);
     /* Everything that could refuse the request before its body has been
      * checked: now the client may send it. */
-    if (mg_get_header(c, "Expect") && !strcmp(ri->http_version, "1.1"))
-        write_all(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    status = declared ? read_body(c, h, declared) : 0;
-    if (status)
+    if ((status = accept_body(c, h, declared)) != 0)
         return status;
-    tbuf.body_done = true;
     if (tbuf.body.len == 0) {
         send_bytes(c, 204, NULL, NULL, 0, NULL, NULL, false);
         return 204;
@@ -1147,14 +1156,9 @@ static int load_request(struct mg_connection *c, sms_http_t *h, long long declar
     if (declared > LOAD_BODY_MAX)
         return errorf(c, 413, "a POST /models body is at most %d bytes; this one declares %lld",
                       LOAD_BODY_MAX, declared);
-    if (declared > 0 && !reserve_body(h, (size_t)declared))
-        return budget_exhausted(c, h);
-    if (mg_get_header(c, "Expect") && !strcmp(mg_get_request_info(c)->http_version, "1.1"))
-        write_all(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    int status = declared ? read_body(c, h, declared) : 0;
+    int status = accept_body(c, h, declared);
     if (status)
         return status;
-    tbuf.body_done = true;
     if (tbuf.body.len > LOAD_BODY_MAX)
         return errorf(c, 413, "a POST /models body is at most %d bytes", LOAD_BODY_MAX);
     json_error_t jerr;

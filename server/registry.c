@@ -272,25 +272,24 @@ static sms_model_t *load_model(sms_registry_t *r, const char *url, sms_error_t *
     sms_artifact_set_t set;
     sms_version_t rt = sms_model_runtime_version();
     sms_model_t *model = NULL;
+    sms_diag_t diag = {0};
+    const sms_diag_t *d = NULL; /* why the model is refused */
     if (sms_artifacts_scan(url, rt, r->cfg.allow_newer, &set) < 0) {
-        const sms_diag_t *d = &set.diag;
+        d = &set.diag;
         for (size_t i = 0; i < set.count && set.diag.check[0] == '\0'; i++)
             if (!set.items[i].ok)
                 d = &set.items[i].diag;
+    } else if (sms_model_load(&set, r->cfg.native, &model, &diag) < 0) {
+        d = &diag;
+    }
+    if (d)
         sms_error_set(err, 400, "the model at \"%.300s\" is refused (%s): %s%s%s", url, d->check,
                       d->reason, d->fix[0] ? "; fix: " : "", d->fix);
-    } else {
-        sms_diag_t diag = {0};
-        if (sms_model_load(&set, r->cfg.native, &model, &diag) < 0)
-            sms_error_set(err, 400, "the model at \"%.300s\" is refused (%s): %s%s%s", url,
-                          diag.check, diag.reason, diag.fix[0] ? "; fix: " : "", diag.fix);
-        else if (r->cfg.sel &&
-                 sms_selection_check(r->cfg.sel, sms_task_of(sms_model_objective(model)),
-                                     sms_model_objective(model), err) < 0) {
-            err->status = 400;
-            sms_model_free(model);
-            model = NULL;
-        }
+    else if (r->cfg.sel && sms_selection_check(r->cfg.sel, sms_task_of(sms_model_objective(model)),
+                                               sms_model_objective(model), err) < 0) {
+        err->status = 400;
+        sms_model_free(model);
+        model = NULL;
     }
     sms_artifacts_free(&set);
     return model;
