@@ -22,7 +22,7 @@ for bin in build-fuzz/fuzz_*; do
   case "$name" in
     fuzz_csv)     cp models/sample.csv tests/fixtures/compat/*.json "$corpus"/ ;;
     fuzz_jsonreq) cp models/sample.json tests/fixtures/compat/*.json "$corpus"/ ;;
-    fuzz_xjson)   cp tests/fixtures/compat/*.json "$corpus"/ ;;
+    fuzz_xjson | fuzz_transcode) cp tests/fixtures/compat/*.json "$corpus"/ ;;
     fuzz_legacy)  cp tests/fixtures/legacy/*.bin "$corpus"/ ;;
     fuzz_migrate) cp tests/fixtures/legacy/*.bin tests/fixtures/compat/*.* "$corpus"/ ;;
     fuzz_http)    cp fuzz/seeds/http/* "$corpus"/ ;;

@@ -111,7 +111,8 @@ static void diagnose(sms_artifact_t *a, sms_version_t runtime, bool allow_newer)
     if (m == 1) {
         /* The checks read what the runtime will load; a legacy file's writer is
          * what its parameter block says (nothing before 1.0). */
-        int rc = sms_compat_read(SMS_FMT_JSON, migrated, migrated_len, &a->info, &a->diag);
+        int rc =
+            sms_compat_read_json(migrated, migrated_len, &a->info, &a->diag, &a->ubj, &a->ubj_len);
         if (a->format == SMS_FMT_BINARY) {
             a->info.has_version = legacy.major_version != 0;
             a->info.version =
@@ -121,6 +122,9 @@ static void diagnose(sms_artifact_t *a, sms_version_t runtime, bool allow_newer)
         a->bytes = migrated;
         a->len = migrated_len;
         if (rc < 0)
+            return;
+    } else if (a->format == SMS_FMT_JSON) {
+        if (sms_compat_read_json(a->bytes, a->len, &a->info, &a->diag, &a->ubj, &a->ubj_len) < 0)
             return;
     } else if (sms_compat_read(a->format, a->bytes, a->len, &a->info, &a->diag) < 0) {
         return;
@@ -347,6 +351,7 @@ void sms_artifacts_free(sms_artifact_set_t *set)
         free(set->items[i].path);
         free(set->items[i].name);
         free(set->items[i].bytes);
+        free(set->items[i].ubj);
     }
     free(set->items);
     if (set->extract_dir) {

@@ -7,8 +7,8 @@
  * facts come from XGBoost's sources (tags v1.0.0 to v3.4.1) and from loading
  * models of each release with the 3.4.1 library. */
 #include "smserve/compat.h"
+#include "smserve/transcode.h"
 #include "smserve/ubjson.h"
-#include "smserve/xjson.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -417,12 +417,54 @@ static void line_column(const unsigned char *text, size_t at, long *line, long *
     *column = (long)(at - line_start) + 1;
 }
 
-static int read_json(const unsigned char *bytes, size_t len, sms_model_info_t *info,
-                     sms_diag_t *diag)
+/* Reads the UBJSON outline (see sms_ubjson_outline): what the checks need
+ * of a .ubj file, or of a .json file transcoded. */
+static int read_outline(const unsigned char *ubj, size_t len, sms_model_info_t *info,
+                        sms_diag_t *diag)
 {
     char msg[256];
-    json_t *root = sms_xjson_parse((const char *)bytes, len, msg, sizeof msg);
+    json_t *root = sms_ubjson_outline(ubj, len, msg, sizeof msg);
     if (!root) {
+        char fix[384];
+        snprintf(fix, sizeof fix,
+                 "the file (%zu bytes) is damaged or was cut short: copy it again, or re-save "
+                 "the model with booster.save_model(\"xgboost-model.ubj\")",
+                 len);
+        return refuse(diag, "parse", fix, "not valid UBJSON: %s", msg);
+    }
+    int rc = read_tree(root, info, diag);
+    json_decref(root);
+    return rc;
+}
+
+/* Clears what a read fills: info (or, when NULL, scratch, which it
+ * returns) and diag. */
+static sms_model_info_t *begin_read(sms_model_info_t *info, sms_model_info_t *scratch,
+                                    sms_diag_t *diag)
+{
+    if (!info)
+        info = scratch;
+    info_init(info);
+    if (diag)
+        memset(diag, 0, sizeof *diag);
+    return info;
+}
+
+int sms_compat_read_json(const unsigned char *bytes, size_t len, sms_model_info_t *info,
+                         sms_diag_t *diag, unsigned char **ubj, size_t *ubj_len)
+{
+    sms_model_info_t scratch;
+    info = begin_read(info, &scratch, diag);
+    if (ubj) {
+        *ubj = NULL;
+        *ubj_len = 0;
+    }
+    char msg[256];
+    unsigned char *out;
+    size_t out_len;
+    bool exact;
+    if (sms_transcode_json((const char *)bytes, bytes ? len : 0, &out, &out_len, &exact, msg,
+                           sizeof msg) < 0) {
         char fix[384];
         snprintf(fix, sizeof fix,
                  "the file (%zu bytes) is damaged or was cut short: copy it again, or re-save "
@@ -435,29 +477,16 @@ static int read_json(const unsigned char *bytes, size_t len, sms_model_info_t *i
             return refuse(diag, "parse", fix, "not valid JSON: %s", msg);
         long line, column;
         line_column(bytes, (size_t)at, &line, &column);
-        return refuse(diag, "parse", fix, "not valid JSON: %s at line %ld, column %ld (byte %llu)",
-                      what + 2, line, column, at);
+        return refuse(diag, "parse", fix, "not valid JSON at line %ld, column %ld (byte %llu): %s",
+                      line, column, at, what + 2);
     }
-    int rc = read_tree(root, info, diag);
-    json_decref(root);
-    return rc;
-}
-
-static int read_ubjson(const unsigned char *bytes, size_t len, sms_model_info_t *info,
-                       sms_diag_t *diag)
-{
-    char msg[256];
-    json_t *root = sms_ubjson_parse(bytes, len, msg, sizeof msg);
-    if (!root) {
-        char fix[384];
-        snprintf(fix, sizeof fix,
-                 "the file (%zu bytes) is damaged or was cut short: copy it again, or re-save "
-                 "the model with booster.save_model(\"xgboost-model.ubj\")",
-                 len);
-        return refuse(diag, "parse", fix, "not valid UBJSON: %s", msg);
+    int rc = read_outline(out, out_len, info, diag);
+    if (rc == 0 && ubj && exact) {
+        *ubj = out;
+        *ubj_len = out_len;
+    } else {
+        free(out);
     }
-    int rc = read_tree(root, info, diag);
-    json_decref(root);
     return rc;
 }
 
@@ -565,11 +594,7 @@ int sms_compat_read(sms_format_t fmt, const unsigned char *bytes, size_t len,
                     sms_model_info_t *info, sms_diag_t *diag)
 {
     sms_model_info_t scratch;
-    if (!info)
-        info = &scratch;
-    info_init(info);
-    if (diag)
-        memset(diag, 0, sizeof *diag);
+    info = begin_read(info, &scratch, diag);
     if (!bytes)
         len = 0;
     const char *formats = "XGBoost JSON (save_model(\"xgboost-model.json\")), UBJSON "
@@ -577,9 +602,9 @@ int sms_compat_read(sms_format_t fmt, const unsigned char *bytes, size_t len,
     char fix[384];
     switch (fmt) {
     case SMS_FMT_JSON:
-        return read_json(bytes, len, info, diag);
+        return sms_compat_read_json(bytes, len, info, diag, NULL, NULL);
     case SMS_FMT_UBJSON:
-        return read_ubjson(bytes, len, info, diag);
+        return read_outline(bytes, len, info, diag);
     case SMS_FMT_BINARY:
         return read_binary(bytes, len, info, diag);
     case SMS_FMT_PICKLE:

@@ -1478,8 +1478,13 @@ int sms_http_start(const sms_config_t *cfg, sms_metrics_t *metrics, sms_capture_
 
     /* Large buffers come from mmap and go back on free: a fixed threshold
      * (malloc would otherwise raise it to the largest block freed, keeping
-     * every later body on the heap), and a heap top trimmed above 1 MiB. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+     * every later body on the heap), and a heap top trimmed above 1 MiB.
+     * 2 MiB, not less: a model load allocates and frees some 3.5 MB in
+     * blocks of 0.2 to 1 MB (the file, its UBJSON, XGBoost's buffers), and
+     * mapping, faulting in and unmapping each cost a 100-tree JSON model's
+     * load 1 ms of its 9 (bench/mme.py); smaller free blocks go back to the
+     * system with the reaper's malloc_trim every 10 s. */
+    mallopt(M_MMAP_THRESHOLD, 2 * 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     /* Each connection holds a socket: allow as many as the hard limit. */
     struct rlimit nofile;

@@ -107,6 +107,13 @@ void sms_model_thread_cleanup(void)
     sms_matrix_free(&thread_work);
 }
 
+void sms_model_thread_serial(void)
+{
+    /* XGBoost's global configuration is per thread; nthread bounds the
+     * Context of every booster the thread creates until its own nthread. */
+    XGBSetGlobalConfig("{\"nthread\": 1}");
+}
+
 void sms_model_thread_trim(size_t keep)
 {
     sms_matrix_trim(&thread_zeros, keep);
@@ -347,7 +354,10 @@ static int load_member(member_t *m, const sms_artifact_t *a, sms_diag_t *diag)
     }
     pthread_mutex_init(&m->lock, NULL);
     m->linear = !strcmp(a->info.booster, "gblinear");
-    if (XGBoosterLoadModelFromBuffer(m->booster, a->bytes, a->len) != 0) {
+    /* A JSON model's UBJSON when the scan made one: the same model to
+     * XGBoost, loaded in a fifteenth of the time. */
+    const unsigned char *bytes = a->ubj ? a->ubj : a->bytes;
+    if (XGBoosterLoadModelFromBuffer(m->booster, bytes, a->ubj ? a->ubj_len : a->len) != 0) {
         diag_load(diag, a->name, "%s: XGBoost failed to load it: %s",
                   xgb_error(detail, sizeof detail));
         return -1;

@@ -34,6 +34,17 @@ typedef struct load_job {
     bool done;
 } load_job_t;
 
+/* A loader thread. Each waits on its own condition variable, so that a job
+ * goes to the lowest-numbered idle one: loads one after another all run on
+ * loader 0, whose heap and thread state the previous load left warm (a
+ * shared condition variable would take turns between the threads). */
+typedef struct loader {
+    sms_registry_t *r;
+    pthread_t thread;
+    pthread_cond_t wake;
+    bool idle; /* waiting for a job and not yet woken for one */
+} loader_t;
+
 struct sms_loaded {
     struct sms_loaded *next; /* hash chain */
     char *name, *url;
@@ -57,10 +68,10 @@ struct sms_registry {
     size_t loaded, loading, used;
     /* the loader threads and their queue */
     pthread_mutex_t jobs_mu;
-    pthread_cond_t jobs_cv, done_cv;
+    pthread_cond_t done_cv;
     load_job_t *jobs;
     bool stopping;
-    pthread_t loaders[LOADERS];
+    loader_t loaders[LOADERS];
     int n_loaders;
 };
 
@@ -168,14 +179,19 @@ sms_registry_t *sms_registry_create(const sms_registry_config_t *cfg, sms_metric
     pthread_cond_init(&r->changed, &attr);
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&r->jobs_mu, NULL);
-    pthread_cond_init(&r->jobs_cv, NULL);
     pthread_cond_init(&r->done_cv, NULL);
     pthread_attr_t big;
     pthread_attr_init(&big);
     pthread_attr_setstacksize(&big, LOAD_STACK_BYTES);
-    for (int i = 0; i < LOADERS; i++)
-        if (pthread_create(&r->loaders[r->n_loaders], &big, loader_main, r) == 0)
+    for (int i = 0; i < LOADERS; i++) {
+        loader_t *l = &r->loaders[r->n_loaders];
+        l->r = r;
+        pthread_cond_init(&l->wake, NULL);
+        if (pthread_create(&l->thread, &big, loader_main, l) == 0)
             r->n_loaders++;
+        else
+            pthread_cond_destroy(&l->wake);
+    }
     pthread_attr_destroy(&big);
     if (r->n_loaders == 0) {
         sms_registry_free(r);
@@ -192,12 +208,14 @@ void sms_registry_free(sms_registry_t *r)
         return;
     pthread_mutex_lock(&r->jobs_mu);
     r->stopping = true;
-    pthread_cond_broadcast(&r->jobs_cv);
-    pthread_mutex_unlock(&r->jobs_mu);
     for (int i = 0; i < r->n_loaders; i++)
-        pthread_join(r->loaders[i], NULL);
+        pthread_cond_signal(&r->loaders[i].wake);
+    pthread_mutex_unlock(&r->jobs_mu);
+    for (int i = 0; i < r->n_loaders; i++) {
+        pthread_join(r->loaders[i].thread, NULL);
+        pthread_cond_destroy(&r->loaders[i].wake);
+    }
     pthread_mutex_destroy(&r->jobs_mu);
-    pthread_cond_destroy(&r->jobs_cv);
     pthread_cond_destroy(&r->done_cv);
     for (size_t i = 0; i < r->n_buckets; i++) {
         for (sms_loaded_t *e = r->buckets[i], *next; e; e = next) {
@@ -302,11 +320,18 @@ static sms_model_t *load_model(sms_registry_t *r, const char *url, sms_error_t *
  * exit: a thread per load would leave some behind every time. */
 static void *loader_main(void *arg)
 {
-    sms_registry_t *r = arg;
+    loader_t *self = arg;
+    sms_registry_t *r = self->r;
+    /* XGBoost reads a model's trees in an OpenMP loop before the booster's
+     * nthread=1 applies: without this every load wakes a team of workers. */
+    sms_model_thread_serial();
     pthread_mutex_lock(&r->jobs_mu);
     for (;;) {
-        while (!r->jobs && !r->stopping)
-            pthread_cond_wait(&r->jobs_cv, &r->jobs_mu);
+        while (!r->jobs && !r->stopping) {
+            self->idle = true;
+            pthread_cond_wait(&self->wake, &r->jobs_mu);
+        }
+        self->idle = false;
         if (!r->jobs)
             break;
         load_job_t *job = r->jobs;
@@ -330,7 +355,12 @@ static sms_model_t *load_on_loader(sms_registry_t *r, const char *url, sms_error
     while (*tail)
         tail = &(*tail)->next;
     *tail = &job;
-    pthread_cond_signal(&r->jobs_cv);
+    for (int i = 0; i < r->n_loaders; i++)
+        if (r->loaders[i].idle) {
+            r->loaders[i].idle = false;
+            pthread_cond_signal(&r->loaders[i].wake);
+            break;
+        }
     while (!job.done)
         pthread_cond_wait(&r->done_cv, &r->jobs_mu);
     pthread_mutex_unlock(&r->jobs_mu);

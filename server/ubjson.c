@@ -22,6 +22,7 @@ typedef struct reader {
     char *errmsg;
     size_t errmsg_size;
     int failed;
+    int outline; /* long typed numeric arrays stand as empty arrays */
 } reader_t;
 
 static json_t *fail(reader_t *r, size_t at, const char *fmt, ...)
@@ -130,32 +131,6 @@ static int read_length(reader_t *r, const char *what, size_t *out)
     }
     *out = (size_t)v;
     return 0;
-}
-
-size_t sms_ubjson_numeric_size(unsigned char marker)
-{
-    switch (marker) {
-    case 'i':
-    case 'U':
-        return 1;
-    case 'I':
-        return 2;
-    case 'l':
-    case 'd':
-        return 4;
-    case 'L':
-    case 'D':
-        return 8;
-    }
-    return 0;
-}
-
-uint64_t sms_ubjson_big_endian(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 /* Bytes each element of a typed container of `type` takes at least; the
@@ -293,6 +268,12 @@ static json_t *parse_array(reader_t *r, size_t at, int depth)
     json_t *arr = json_array();
     if (!arr)
         return fail(r, at, "out of memory");
+    size_t size = type ? sms_ubjson_numeric_size(type) : 0;
+    if (r->outline && size && count > SMS_UBJSON_OUTLINE_KEEP) {
+        /* The header's check made sure the bytes are there. */
+        r->pos += count * size;
+        return arr;
+    }
     for (size_t i = 0; !has_count || i < count; i++) {
         unsigned char m;
         size_t vat;
@@ -448,9 +429,14 @@ static json_t *parse_value(reader_t *r, unsigned char marker, size_t at, int dep
     }
 }
 
-json_t *sms_ubjson_parse(const unsigned char *bytes, size_t len, char *errmsg, size_t errmsg_size)
+static json_t *parse_document(const unsigned char *bytes, size_t len, int outline, char *errmsg,
+                              size_t errmsg_size)
 {
-    reader_t r = {.p = bytes, .len = bytes ? len : 0, .errmsg = errmsg, .errmsg_size = errmsg_size};
+    reader_t r = {.p = bytes,
+                  .len = bytes ? len : 0,
+                  .errmsg = errmsg,
+                  .errmsg_size = errmsg_size,
+                  .outline = outline};
     if (errmsg && errmsg_size)
         errmsg[0] = '\0';
     unsigned char m;
@@ -467,4 +453,14 @@ json_t *sms_ubjson_parse(const unsigned char *bytes, size_t len, char *errmsg, s
         return fail(&r, r.pos, "trailing bytes after the value (%zu)", left(&r));
     }
     return root;
+}
+
+json_t *sms_ubjson_parse(const unsigned char *bytes, size_t len, char *errmsg, size_t errmsg_size)
+{
+    return parse_document(bytes, len, 0, errmsg, errmsg_size);
+}
+
+json_t *sms_ubjson_outline(const unsigned char *bytes, size_t len, char *errmsg, size_t errmsg_size)
+{
+    return parse_document(bytes, len, 1, errmsg, errmsg_size);
 }

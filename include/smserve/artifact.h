@@ -23,6 +23,9 @@ typedef struct sms_artifact {
     unsigned char *bytes;  /* whole file, kept for loading (after migration: the
                               rewritten bytes the runtime loads, see smserve/migrate.h) */
     size_t len;
+    unsigned char *ubj; /* a JSON model as the UBJSON XGBoost loads the same and
+                           faster (sms_compat_read_json), or NULL: load bytes */
+    size_t ubj_len;
     char migrated[160]; /* what migration did, "" when the file loads as it is */
 } sms_artifact_t;
 

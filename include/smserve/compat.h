@@ -58,7 +58,8 @@ typedef struct sms_diag {
 /* Reads the declared metadata of a model file of format fmt (SMS_FMT_JSON,
  * SMS_FMT_UBJSON or SMS_FMT_BINARY) from its full bytes. JSON is read as
  * XGBoost writes it, with the bare tokens NaN, Infinity and -Infinity (see
- * smserve/xjson.h); UBJSON with non-finite floats. For other formats
+ * smserve/xjson.h; it is checked as sms_xjson_parse would, and read from the
+ * UBJSON sms_transcode_json makes of it); UBJSON with non-finite floats. For other formats
  * (pickle, unknown, empty, archives) it fails with the matching diagnosis:
  * a pickle's fix says how to re-save natively
  * (booster.save_model("xgboost-model.json")). Truncated or unparsable files
@@ -68,6 +69,14 @@ typedef struct sms_diag {
  * 0 or -1 (diag filled). */
 int sms_compat_read(sms_format_t fmt, const unsigned char *bytes, size_t len,
                     sms_model_info_t *info, sms_diag_t *diag);
+
+/* As sms_compat_read; for a JSON model that reads, *ubj (malloc'd, the
+ * caller frees it; may be NULL when not wanted) also gets the model as the
+ * UBJSON XGBoost loads the same (see smserve/transcode.h: about fifteen
+ * times faster than its JSON), and NULL when XGBoost would not read that the
+ * same as the JSON, or for other formats. */
+int sms_compat_read_json(const unsigned char *bytes, size_t len, sms_model_info_t *info,
+                         sms_diag_t *diag, unsigned char **ubj, size_t *ubj_len);
 
 /* Compares declared metadata with XGBoost `runtime`. Refuses:
  * - "version": a producer major.minor newer than the runtime, unless

@@ -59,6 +59,10 @@ int sms_model_predict(sms_model_t *m, const float *x, size_t rows, sms_matrix_t 
 /* Releases the calling thread's proxy DMatrix (call before a worker thread
  * exits). */
 void sms_model_thread_cleanup(void);
+/* XGBoost's own loops on the calling thread run on it alone: what runs
+ * before a booster's nthread=1 applies (its model load reads the trees in
+ * a parallel loop) uses one thread, not an OpenMP team of every core. */
+void sms_model_thread_serial(void);
 /* Frees the calling thread's prediction buffers that are over `keep` bytes. */
 void sms_model_thread_trim(size_t keep);
 

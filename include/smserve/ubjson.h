@@ -28,12 +28,44 @@
  * one-character string. */
 json_t *sms_ubjson_parse(const unsigned char *bytes, size_t len, char *errmsg, size_t errmsg_size);
 
+/* As sms_ubjson_parse, but a typed array of numbers longer than
+ * SMS_UBJSON_OUTLINE_KEEP stands as an empty array, its bytes checked to be
+ * there and skipped: the compatibility checks read a model's shape, never
+ * its split values, and building them into a tree took longer than
+ * XGBoost's whole load. Short ones (the version triple) are kept. */
+#define SMS_UBJSON_OUTLINE_KEEP 8
+json_t *sms_ubjson_outline(const unsigned char *bytes, size_t len, char *errmsg,
+                           size_t errmsg_size);
+
 /* Bytes a value of numeric marker i U I l L d D takes (1, 2, 4 or 8); 0 for
  * any other marker. */
-size_t sms_ubjson_numeric_size(unsigned char marker);
+static inline size_t sms_ubjson_numeric_size(unsigned char marker)
+{
+    switch (marker) {
+    case 'i':
+    case 'U':
+        return 1;
+    case 'I':
+        return 2;
+    case 'l':
+    case 'd':
+        return 4;
+    case 'L':
+    case 'D':
+        return 8;
+    }
+    return 0;
+}
 
 /* The n (at most 8) bytes at p read as a big-endian unsigned integer, as
- * UBJSON stores numbers; the caller checked that n bytes are there. */
-uint64_t sms_ubjson_big_endian(const unsigned char *p, size_t n);
+ * UBJSON stores numbers; the caller checked that n bytes are there. Inline:
+ * the compiler reads every element of a model's typed arrays with it. */
+static inline uint64_t sms_ubjson_big_endian(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
 
 #endif
