@@ -12,7 +12,9 @@
  * JSON; -y: another SPEC), from a directory and from a model.tar.gz, with
  * the native engine and with SMSERVE_ENGINE=xgboost's (-e: only one of
  * them); prints the median scan and load, p50 and p99 of both together,
- * sms_model_bytes and how many such models fit in 1 GiB by it.
+ * sms_model_bytes and how many such models fit in 1 GiB by it; then, for a
+ * JSON yardstick, the scan's JSON-to-UBJSON pass (sms_transcode_json) and
+ * XGBoost's load of the JSON against its load of that UBJSON.
  *
  * Memory (-m, or both): for each SPEC (make_load_model.py's
  * NAME:ROUNDS:DEPTH:FEATURES[:FORMAT[:OBJECTIVE]]; default a range of
@@ -41,6 +43,9 @@
 
 #include "smserve/artifact.h"
 #include "smserve/model.h"
+#include "smserve/transcode.h"
+
+#include <xgboost/c_api.h>
 
 #define YARDSTICK "load:100:6:30"
 
@@ -158,6 +163,73 @@ static void time_loads(const char *label, const char *path, bool native, int n)
     free(scan);
     free(load);
     free(total);
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, compare_double);
+    return quantile(v, (size_t)n, 0.5);
+}
+
+/* What the scan's JSON-to-UBJSON pass buys, on the yardstick's JSON file in
+ * dir (when it is JSON): n times each, the pass itself, and XGBoost loading
+ * the JSON and loading the UBJSON the pass wrote (the same model). */
+static void time_transcode(const char *dir, int n)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/xgboost-model.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *json = malloc((size_t)len);
+    if (!json || fread(json, 1, (size_t)len, f) != (size_t)len) {
+        fprintf(stderr, "bench_load: cannot read %s\n", path);
+        exit(1);
+    }
+    fclose(f);
+    double *pass = calloc((size_t)n, sizeof *pass), *from_json = calloc((size_t)n, sizeof *pass),
+           *from_ubj = calloc((size_t)n, sizeof *pass);
+    unsigned char *ubj = NULL;
+    size_t ubj_len = 0;
+    for (int i = 0; i < n; i++) {
+        free(ubj);
+        bool exact;
+        double t0 = now_ms();
+        if (sms_transcode_json(json, (size_t)len, &ubj, &ubj_len, &exact, NULL, 0) < 0 || !exact) {
+            fprintf(stderr, "bench_load: %s does not transcode exactly\n", path);
+            exit(1);
+        }
+        pass[i] = now_ms() - t0;
+        const void *bytes[2] = {json, ubj};
+        size_t lens[2] = {(size_t)len, ubj_len};
+        double *into[2] = {from_json, from_ubj};
+        for (int k = 0; k < 2; k++) {
+            BoosterHandle b;
+            if (XGBoosterCreate(NULL, 0, &b) != 0) {
+                fprintf(stderr, "bench_load: %s\n", XGBGetLastError());
+                exit(1);
+            }
+            t0 = now_ms();
+            if (XGBoosterLoadModelFromBuffer(b, bytes[k], lens[k]) != 0) {
+                fprintf(stderr, "bench_load: %s\n", XGBGetLastError());
+                exit(1);
+            }
+            into[k][i] = now_ms() - t0;
+            XGBoosterFree(b);
+        }
+    }
+    double p = median_of(pass, n), j = median_of(from_json, n), u = median_of(from_ubj, n);
+    printf("JSON to UBJSON (%ld bytes to %zu): p50 %.2f ms, %.0f MB/s; XGBoost loads the JSON in "
+           "%.2f ms, the UBJSON in %.2f ms: %.1fx faster, %.1fx with the pass\n",
+           len, ubj_len, p, (double)len / 1e3 / p, j, u, j / u, j / (u + p));
+    free(ubj);
+    free(json);
+    free(pass);
+    free(from_json);
+    free(from_ubj);
 }
 
 static size_t heap_in_use(void)
@@ -300,6 +372,8 @@ int main(int argc, char **argv)
             time_loads("model.tar.gz, native", path, true, loads);
         if (xgboost)
             time_loads("model.tar.gz, xgboost", path, false, loads);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        time_transcode(path, loads);
         printf("\n");
     }
     if (memory) {
