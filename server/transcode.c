@@ -542,6 +542,20 @@ static int string(tx_t *t, unsigned char marker, size_t *at, size_t *n)
     return 0;
 }
 
+/* Room for one more item after n in the array *items of *cap. */
+static int room(tx_t *t, void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t want = *cap ? *cap * 2 : 256;
+    void *p = want < SIZE_MAX / size ? realloc(*items, want * size) : NULL;
+    if (!p)
+        return fail(t, t->pos, "out of memory");
+    *items = p;
+    *cap = want;
+    return 0;
+}
+
 static elem_t typed_key(const tx_t *t, size_t at, size_t n)
 {
     for (size_t i = 0; i < sizeof typed_keys / sizeof typed_keys[0]; i++) {
@@ -676,14 +690,8 @@ static int object(tx_t *t, int depth)
             if (t->in[t->pos] != '"')
                 return fail(t, t->pos, "expected a key (a string) in the object opened at byte %zu",
                             open);
-            if (t->n_keys == t->keys_cap) {
-                size_t cap = t->keys_cap ? t->keys_cap * 2 : 64;
-                key_span_t *k = realloc(t->keys, cap * sizeof *k);
-                if (!k)
-                    return fail(t, t->pos, "out of memory");
-                t->keys = k;
-                t->keys_cap = cap;
-            }
+            if (room(t, (void **)&t->keys, &t->keys_cap, t->n_keys, sizeof *t->keys) < 0)
+                return -1;
             key_span_t *key = &t->keys[t->n_keys];
             key->in_at = t->pos;
             if (string(t, 0, &key->out_at, &key->len) < 0)
@@ -819,14 +827,8 @@ static int typed_array(tx_t *t, int depth, elem_t type)
             staging = false;
         }
         if (staging) {
-            if (t->n_stage == t->stage_cap) {
-                size_t cap = t->stage_cap ? t->stage_cap * 2 : 1024;
-                scalar_t *s = realloc(t->stage, cap * sizeof *s);
-                if (!s)
-                    return fail(t, t->pos, "out of memory");
-                t->stage = s;
-                t->stage_cap = cap;
-            }
+            if (room(t, (void **)&t->stage, &t->stage_cap, t->n_stage, sizeof *t->stage) < 0)
+                return -1;
             scalar_t *v = &t->stage[t->n_stage];
             if (scalar(t, v) < 0)
                 return -1;
