@@ -81,7 +81,16 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             return "still running %d s after SIGTERM" % self.timeout
-        return None if rc == 0 else "exited %d after SIGTERM: %s" % (rc, self.text()[-300:])
+        return None if rc == 0 else "exited %d after SIGTERM: %s" % (rc, self.failure_text())
+
+    def failure_text(self):
+        """What says why it failed: a sanitizer's report whole (its allocation
+        stacks are the point), else the last lines of the output."""
+        text = self.text()
+        at = text.find("==ERROR: ")
+        if at < 0:
+            at = text.find("runtime error: ")
+        return text[max(0, text.rfind("\n", 0, at) + 1):][:8000] if at >= 0 else text[-300:]
 
 
 def rss_kib(pid):
